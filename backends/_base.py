@@ -1,0 +1,101 @@
+"""The small interface every array-library adapter implements (Thinc's Ops idea).
+
+Layers never see this class: they take the standard namespace from their
+inputs. The adapter covers only what the Array API standard lacks: whether
+the library is usable here, host <-> library transfer, seeded random numbers,
+device names, synchronisation, and optional strided-window fast paths.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+class Backend:
+    """One array library as xplayers sees it. Subclasses fill in the hooks."""
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        self._reason: str | None = None
+        self._checked = False
+        self._global_rng: Any = None
+
+    # ------------------------------------------------------------ availability
+    def _probe(self) -> str | None:
+        """Return None when the library is usable here, else why it is not."""
+        raise NotImplementedError
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot be used here (None when it can). Cached."""
+        if not self._checked:
+            try:
+                self._reason = self._probe()
+            except Exception as exc:  # a broken install must not crash detection
+                self._reason = f"{type(exc).__name__}: {exc}"
+            self._checked = True
+        return self._reason
+
+    def is_available(self) -> bool:
+        return self.unavailable_reason() is None
+
+    # --------------------------------------------------------------- namespace
+    def namespace(self) -> ModuleType:
+        """The Array API namespace (array-api-compat's wrapper where needed)."""
+        raise NotImplementedError
+
+    def owns(self, x: Any) -> bool:
+        """True when ``x`` is an array of this library (no import is triggered)."""
+        raise NotImplementedError
+
+    def default_device(self) -> Any:
+        return None
+
+    def device_name(self, device: Any = None) -> str:
+        return "cpu"
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (a no-op on CPU libraries)."""
+
+    # ---------------------------------------------------------------- transfer
+    def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
+        """Copy a host array into this library (on ``device`` or the default)."""
+        raise NotImplementedError
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """This library's array -> numpy.ndarray on the host."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- random
+    def uniform(self, shape: tuple[int, ...], dtype: Any, device: Any, seed: int | None) -> Any:
+        """Uniform [0, 1) samples; a given seed always gives the same numbers here.
+
+        CPU libraries draw on the host with NumPy so that numpy, torch-cpu and
+        array_api_strict produce identical masks for the same seed.
+        """
+        gen = self._host_generator(seed)
+        xp = self.namespace()
+        host = gen.random(shape, dtype=np.float64)
+        return xp.astype(self.from_numpy(host, device), dtype)
+
+    def _host_generator(self, seed: int | None) -> np.random.Generator:
+        if seed is not None:
+            return np.random.default_rng(seed)
+        if self._global_rng is None:
+            self._global_rng = np.random.default_rng()
+        return self._global_rng
+
+    # ------------------------------------------------------- fast-path hooks
+    def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any | None:
+        """Read-only (N, C, Ho, Wo, kh, kw) window view of ``x``, or None.
+
+        Only libraries with strided views implement it; portable code builds
+        the windows from strided slices instead.
+        """
+        return None
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name!r}>"

@@ -1,0 +1,39 @@
+"""NumPy: the CPU reference backend, always available."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import is_numpy_array
+
+from ._base import Backend
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def _probe(self) -> str | None:
+        return None
+
+    def namespace(self) -> ModuleType:
+        import array_api_compat.numpy as xp
+
+        return xp
+
+    def owns(self, x: Any) -> bool:
+        return is_numpy_array(x)
+
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def from_numpy(self, a: np.ndarray, device: Any = None) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any:
+        windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+        return windows[:, :, ::stride, ::stride]

@@ -1,0 +1,42 @@
+"""array_api_strict: the standard's reference namespace, used to prove purity."""
+
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import is_array_api_strict_namespace
+
+from ._base import Backend
+
+
+class StrictBackend(Backend):
+    name = "array_api_strict"
+
+    def _probe(self) -> str | None:
+        if importlib.util.find_spec("array_api_strict") is None:
+            return "array_api_strict is not installed (pip install array-api-strict)"
+        return None
+
+    def namespace(self) -> ModuleType:
+        import array_api_strict
+
+        return array_api_strict
+
+    def owns(self, x: Any) -> bool:
+        ns = getattr(x, "__array_namespace__", None)
+        return ns is not None and type(x).__module__.startswith("array_api_strict")
+
+    def default_device(self) -> Any:
+        return self.namespace().Device("CPU_DEVICE")
+
+    def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
+        return self.namespace().asarray(np.array(a, copy=True))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.from_dlpack(x)
+
+
+__all__ = ["StrictBackend", "is_array_api_strict_namespace"]

@@ -1,0 +1,101 @@
+"""Shared fixtures: tests take a ``backend`` and run once per array library.
+
+``pytest --backend numpy,torch`` restricts the run; unavailable backends skip
+with their reason, and the summary lists which backends ran and which did not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+import backends
+
+_ran: set[str] = set()
+_skipped: dict[str, str] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="store",
+        default=None,
+        help=f"comma-separated backends to test (default: all of {list(backends.BACKEND_NAMES)})",
+    )
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    opt = config.getoption("--backend")
+    if not opt:
+        return list(backends.BACKEND_NAMES)
+    names = [n.strip() for n in opt.split(",") if n.strip()]
+    unknown = [n for n in names if n not in backends.BACKEND_NAMES]
+    if unknown:
+        raise pytest.UsageError(
+            f"--backend: unknown backend(s) {unknown}; known: {list(backends.BACKEND_NAMES)}"
+        )
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendCase:
+    """One backend under test, with helpers to move numpy data in and out."""
+
+    name: str
+    xp: ModuleType
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        return backends.asarray(np.asarray(a), self.name, dtype)
+
+    def numpy(self, x: Any) -> np.ndarray:
+        return backends.to_numpy(x)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", selected_backends(metafunc.config), indirect=True)
+    if "other_backend" in metafunc.fixturenames:
+        others = [n for n in selected_backends(metafunc.config) if n != "numpy"]
+        metafunc.parametrize("other_backend", others, indirect=True)
+
+
+def _case(name: str) -> BackendCase:
+    reason = backends.unavailable_reason(name)
+    if reason is not None:
+        _skipped[name] = reason
+        pytest.skip(f"backend {name} unavailable: {reason}")
+    _ran.add(name)
+    return BackendCase(name, backends.get_backend(name).namespace())
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> BackendCase:
+    """Each available backend in turn (skipped, with the reason, where unavailable)."""
+    return _case(request.param)
+
+
+@pytest.fixture
+def other_backend(request: pytest.FixtureRequest) -> BackendCase:
+    """Each available backend but numpy, for parity against the numpy reference."""
+    return _case(request.param)
+
+
+@pytest.fixture
+def numpy_case() -> BackendCase:
+    return _case("numpy")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not (_ran or _skipped):
+        return
+    terminalreporter.section("backends")
+    terminalreporter.write_line(f"ran on: {', '.join(sorted(_ran)) or 'none'}")
+    for name, reason in sorted(_skipped.items()):
+        terminalreporter.write_line(f"skipped {name}: {reason}")

@@ -1,0 +1,159 @@
+"""The backend registry: detection, default choice, transfers, RNG, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backends
+import xplayers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_numpy_is_always_available() -> None:
+    assert "numpy" in xplayers.available_backends()
+    assert set(xplayers.available_backends()) <= set(backends.BACKEND_NAMES)
+
+
+def test_default_backend_and_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XPLAYERS_BACKEND", raising=False)
+    expected = "cupy" if "cupy" in xplayers.available_backends() else "numpy"
+    assert xplayers.default_backend() == expected
+    for name in xplayers.available_backends():
+        monkeypatch.setenv("XPLAYERS_BACKEND", name)
+        assert xplayers.default_backend() == name  # read at each call
+    monkeypatch.setenv("XPLAYERS_BACKEND", "nope")
+    with pytest.raises(xplayers.BackendError, match=r"unknown backend 'nope'.*available here"):
+        xplayers.default_backend()
+
+
+def test_unknown_backend_names_the_known_ones() -> None:
+    with pytest.raises(xplayers.BackendError) as err:
+        xplayers.asarray([1.0], backend="tensorflow")
+    msg = str(err.value)
+    assert "'tensorflow'" in msg and "numpy" in msg and "available" in msg
+    assert isinstance(err.value, ValueError)
+
+
+def test_unavailable_backend_says_why() -> None:
+    missing = [n for n in backends.BACKEND_NAMES if n not in xplayers.available_backends()]
+    if not missing:
+        pytest.skip("every backend is available here")
+    with pytest.raises(xplayers.BackendError, match=rf"{missing[0]}.*not available here \("):
+        backends.get_backend(missing[0])
+
+
+def test_describe_gives_device_or_reason() -> None:
+    rows = {name: (ok, info) for name, ok, info in backends.describe()}
+    assert set(rows) == set(backends.BACKEND_NAMES)
+    assert rows["numpy"] == (True, "cpu")
+    for name, (ok, info) in rows.items():
+        assert ok == (name in xplayers.available_backends())
+        assert info  # a device name or a reason, never empty
+
+
+def test_asarray_roundtrip_and_dtype(backend) -> None:
+    host = np.arange(12, dtype=np.float64).reshape(3, 4)
+    x = xplayers.asarray(host, backend=backend.name, dtype="float32")
+    assert backends.backend_of(x) == backend.name
+    assert x.dtype == backend.xp.float32
+    back = xplayers.to_numpy(x)
+    assert isinstance(back, np.ndarray) and back.dtype == np.float32
+    np.testing.assert_array_equal(back, host.astype(np.float32))
+    # An array already on the backend with the right dtype is returned as it is.
+    assert xplayers.asarray(x, backend=backend.name) is x
+
+
+def test_asarray_copies_across_libraries_only(backend) -> None:
+    """Like numpy.asarray: a numpy array asked for as numpy is not copied."""
+    host = np.zeros(3)
+    x = xplayers.asarray(host, backend=backend.name)
+    host[0] = 5.0
+    assert float(x[0]) == (5.0 if backend.name == "numpy" else 0.0)
+
+
+def test_to_backend_moves_trees(backend) -> None:
+    tree = {"W1": np.ones((2, 2)), "y": np.arange(3), "layers": [np.zeros(1), 7], "name": "x"}
+    moved = xplayers.to_backend(tree, backend.name)
+    assert backends.backend_of(moved["W1"]) == backend.name
+    assert backends.backend_of(moved["layers"][0]) == backend.name
+    assert moved["layers"][1] == 7 and moved["name"] == "x"
+    assert backend.xp.isdtype(moved["y"].dtype, "integral")
+    again = xplayers.to_backend(moved, "numpy")
+    np.testing.assert_array_equal(again["W1"], tree["W1"])
+    np.testing.assert_array_equal(again["y"], tree["y"])
+
+
+def test_get_namespace_matches_array_api_compat(backend) -> None:
+    from array_api_compat import array_namespace
+
+    x = backend.asarray(np.ones(3))
+    assert xplayers.get_namespace(x) is array_namespace(x)
+
+
+def test_mixed_backends_raise_naming_both(other_backend) -> None:
+    a = np.ones(3)
+    b = other_backend.asarray(np.ones(3))
+    with pytest.raises(xplayers.BackendError) as err:
+        xplayers.get_namespace(x=a, w=b)
+    msg = str(err.value)
+    assert "x is a numpy" in msg and f"w is a {other_backend.name}" in msg
+
+
+def test_non_array_is_rejected() -> None:
+    with pytest.raises(xplayers.BackendError, match="x is a list"):
+        xplayers.get_namespace(x=[1, 2])
+
+
+def test_seeded_uniform_repeats_and_stays_on_backend(backend) -> None:
+    x = backend.asarray(np.zeros((50, 40)), dtype="float32")
+    u1 = backends.uniform_like(x, seed=3)
+    u2 = backends.uniform_like(x, seed=3)
+    u3 = backends.uniform_like(x, seed=4)
+    assert backends.backend_of(u1) == backend.name and u1.dtype == x.dtype
+    h1, h2, h3 = backend.numpy(u1), backend.numpy(u2), backend.numpy(u3)
+    np.testing.assert_array_equal(h1, h2)
+    assert not np.array_equal(h1, h3)
+    assert 0.0 <= h1.min() and h1.max() < 1.0
+    assert abs(h1.mean() - 0.5) < 0.03  # 2000 uniforms: std of the mean ~0.0065
+
+
+def test_cpu_backends_draw_the_same_masks(other_backend) -> None:
+    """numpy, torch-cpu and array_api_strict share host-drawn numbers for a seed."""
+    if other_backend.name not in ("torch", "array_api_strict"):
+        pytest.skip("device backends draw on the device")
+    ref = backends.uniform_like(np.zeros((4, 5)), seed=11)
+    x = other_backend.asarray(np.zeros((4, 5)))
+    if "cpu" not in backends.get_backend(other_backend.name).device_name(x.device):
+        pytest.skip("this torch runs on CUDA")
+    np.testing.assert_array_equal(other_backend.numpy(backends.uniform_like(x, seed=11)), ref)
+
+
+def test_import_needs_no_torch_or_cuda() -> None:
+    """`import xplayers` imports no optional library and initialises no GPU."""
+    code = (
+        "import sys, xplayers; "
+        "print(sorted(m for m in ('torch', 'cupy', 'array_api_strict') if m in sys.modules))"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_available_backends_without_torch(tmp_path: Path) -> None:
+    """A machine with no torch (simulated by a module that fails to import) still works."""
+    (tmp_path / "torch.py").write_text("raise ImportError('no torch here')\n")
+    code = "import xplayers; print(xplayers.available_backends())"
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert "'numpy'" in out.stdout and "'torch'" not in out.stdout

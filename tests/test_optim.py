@@ -1,0 +1,97 @@
+"""Update rules: CS231n values, state on the parameter's backend and dtype."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backends
+from xplayers import optim
+from xplayers.gradcheck import rel_error
+
+RULES = [optim.sgd, optim.sgd_momentum, optim.rmsprop, optim.adam]
+
+
+def _linspace(backend, n, m, lo, hi, dtype="float64"):
+    return backend.asarray(np.linspace(lo, hi, num=n * m).reshape(n, m), dtype)
+
+
+def _reference_step(rule, w, dw, config):
+    """Independent numpy formulas for one step from the given state."""
+    lr = config["learning_rate"]
+    if rule is optim.sgd:
+        return w - lr * dw
+    if rule is optim.sgd_momentum:
+        v = config["momentum"] * config["velocity"] - lr * dw
+        return w + v
+    if rule is optim.rmsprop:
+        cache = config["decay_rate"] * config["cache"] + (1 - config["decay_rate"]) * dw**2
+        return w - lr * dw / (np.sqrt(cache) + 1e-8)
+    t = config["t"] + 1
+    m = 0.9 * config["m"] + 0.1 * dw
+    v = 0.999 * config["v"] + 0.001 * dw**2
+    mhat, vhat = m / (1 - 0.9**t), v / (1 - 0.999**t)
+    return w - lr * mhat / (np.sqrt(vhat) + 1e-8)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_step_matches_formula_from_nonzero_state(rule, backend) -> None:
+    n, m = 4, 5
+    host_w = np.linspace(-0.4, 0.6, num=n * m).reshape(n, m)
+    host_dw = np.linspace(-0.6, 0.4, num=n * m).reshape(n, m)
+    state = np.linspace(0.6, 0.9, num=n * m).reshape(n, m)
+    config = {"learning_rate": 1e-2, "momentum": 0.9, "decay_rate": 0.99, "t": 5}
+    host_config = dict(config, velocity=state, cache=state, m=state, v=state * 0.5)
+    keys = {"sgd": [], "sgd_momentum": ["velocity"], "rmsprop": ["cache"], "adam": ["m", "v"]}
+    dev_config = dict(config)
+    for k in keys[rule.__name__]:
+        dev_config[k] = backend.asarray(host_config[k])
+    expected = _reference_step(rule, host_w, host_dw, host_config)
+    next_w, new_config = rule(backend.asarray(host_w), backend.asarray(host_dw), dev_config)
+    assert rel_error(next_w, expected) < 1e-12
+    if rule is optim.adam:
+        assert new_config["t"] == 6
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_state_lives_on_the_parameter_backend_and_dtype(rule, backend) -> None:
+    w = _linspace(backend, 3, 4, -1, 1, "float32")
+    dw = _linspace(backend, 3, 4, 1, -1, "float32")
+    config = None
+    for _ in range(3):
+        w, config = rule(w, dw, config)
+    assert w.dtype == backend.xp.float32 and backends.backend_of(w) == backend.name
+    for key in ("velocity", "cache", "m", "v"):
+        if key in config:
+            assert config[key].dtype == backend.xp.float32
+            assert backends.backend_of(config[key]) == backend.name
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_rule_minimises_a_quadratic(rule, backend) -> None:
+    """Each rule drives f(w) = 0.5 * |w - 3|^2 downhill."""
+    w = backend.asarray(np.zeros(5))
+    config = {"learning_rate": 0.05}
+    start = 0.5 * 5 * 9.0
+    for _ in range(50):
+        w, config = rule(w, w - 3.0, config)
+    final = 0.5 * float(backend.xp.sum((w - 3.0) ** 2))
+    assert final < 0.5 * start
+
+
+def test_defaults_are_cs231n() -> None:
+    w, dw = np.ones(2), np.ones(2)
+    assert optim.sgd(w, dw)[1]["learning_rate"] == 1e-2
+    assert optim.sgd_momentum(w, dw)[1]["momentum"] == 0.9
+    cfg = optim.rmsprop(w, dw)[1]
+    assert (cfg["decay_rate"], cfg["epsilon"]) == (0.99, 1e-8)
+    cfg = optim.adam(w, dw)[1]
+    assert (cfg["learning_rate"], cfg["beta1"], cfg["beta2"], cfg["t"]) == (1e-3, 0.9, 0.999, 1)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match=r"dw must have shape \(2,\)"):
+        optim.sgd(np.ones(2), np.ones(3))
+    with pytest.raises(ValueError, match="unknown update_rule 'adamw'"):
+        optim.get_update_rule("adamw")
+    assert optim.get_update_rule("adam") is optim.adam

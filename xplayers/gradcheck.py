@@ -1,0 +1,108 @@
+"""Numerical gradients by centred differences, on any backend.
+
+The perturbation is written into the array in place, which the standard
+allows through ``x[idx] = value``; values are read back with ``float()``.
+These helpers are for tests and debugging, not for speed: each probe costs
+two forward passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import backends
+
+
+def _indices(shape: tuple[int, ...]) -> itertools.product:
+    return itertools.product(*(range(s) for s in shape))
+
+
+def _bump(x: Any, idx: tuple[int, ...], h: float) -> float:
+    old = float(x[idx])
+    x[idx] = old + h
+    return old
+
+
+def eval_numerical_gradient(
+    f: Callable[[Any], Any], x: Any, verbose: bool = True, h: float = 1e-5
+) -> Any:
+    """Gradient of the scalar function f at x: df/dx_i = (f(x + h e_i) - f(x - h e_i)) / 2h.
+
+    ``x`` is perturbed in place and restored; the result has x's shape and backend.
+    """
+    xp = backends.get_namespace(x=x)
+    grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    for idx in _indices(tuple(x.shape)):
+        old = _bump(x, idx, h)
+        fxph = float(f(x))
+        x[idx] = old - h
+        fxmh = float(f(x))
+        x[idx] = old
+        grad[idx] = (fxph - fxmh) / (2 * h)
+        if verbose:
+            print(idx, grad[idx])
+    return _like(grad, x, xp)
+
+
+def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any, h: float = 1e-5) -> Any:
+    """Gradient of sum(f(x) * df) with respect to x, for an array-valued f."""
+    xp = backends.get_namespace(x=x, df=df)
+    grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    for idx in _indices(tuple(x.shape)):
+        old = _bump(x, idx, h)
+        pos = f(x)
+        x[idx] = old - h
+        neg = f(x)
+        x[idx] = old
+        grad[idx] = float(xp.sum((pos - neg) * df)) / (2 * h)
+    return _like(grad, x, xp)
+
+
+def grad_check_sparse(
+    f: Callable[[Any], Any],
+    x: Any,
+    analytic_grad: Any,
+    num_checks: int = 10,
+    h: float = 1e-5,
+    seed: int | None = None,
+    verbose: bool = True,
+) -> float:
+    """Compare ``analytic_grad`` with centred differences at ``num_checks`` random entries.
+
+    Prints each comparison (as CS231n does) when verbose and returns the
+    largest relative error seen.
+    """
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for _ in range(num_checks):
+        idx = tuple(int(rng.integers(s)) for s in x.shape)
+        old = _bump(x, idx, h)
+        fxph = float(f(x))
+        x[idx] = old - h
+        fxmh = float(f(x))
+        x[idx] = old
+        numeric = (fxph - fxmh) / (2 * h)
+        analytic = float(analytic_grad[idx])
+        denom = abs(numeric) + abs(analytic)
+        err = abs(numeric - analytic) / denom if denom > 0 else 0.0
+        worst = max(worst, err)
+        if verbose:
+            print(f"numerical: {numeric:f} analytic: {analytic:f}, relative error: {err:e}")
+    return worst
+
+
+def rel_error(x: Any, y: Any) -> float:
+    """max |x - y| / max(1e-8, |x| + |y|), elementwise, for arrays of any backend(s)."""
+    a = backends.to_numpy(x).astype(np.float64)
+    b = backends.to_numpy(y).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), initial=0.0))
+
+
+def _like(grad: np.ndarray, x: Any, xp: Any) -> Any:
+    return backends.asarray(grad, backends.backend_of(x), x.dtype, device=None)

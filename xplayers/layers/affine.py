@@ -1,0 +1,37 @@
+"""Fully connected (affine) layer: out = x.reshape(N, D) @ w + b."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._checks import check_shape, describe, namespace
+
+
+def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
+    """x: (N, d_1, ..., d_k) flattened to (N, D); w: (D, M); b: (M,) -> out: (N, M)."""
+    xp = namespace(x=x, w=w, b=b)
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-d (D, M), got a {describe(w)}")
+    n = x.shape[0]
+    x2 = xp.reshape(x, (n, -1))
+    if x2.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"x flattens to {tuple(x2.shape)} but w expects D={w.shape[0]} features: "
+            f"x is a {describe(x)}, w is a {describe(w)}"
+        )
+    check_shape("b", b, (w.shape[1],), f"to match w's {w.shape[1]} outputs")
+    out = x2 @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """dout: (N, M) -> dx (shape of x) = dout @ w.T, dw = x2.T @ dout, db = sum_n dout."""
+    x, w, _ = cache
+    xp = namespace(dout=dout, x=x)
+    n = x.shape[0]
+    check_shape("dout", dout, (n, w.shape[1]), "(N, M) of the forward output")
+    x2 = xp.reshape(x, (n, -1))
+    dx = xp.reshape(dout @ w.T, x.shape)
+    dw = x2.T @ dout
+    db = xp.sum(dout, axis=0)
+    return dx, dw, db

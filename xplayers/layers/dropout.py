@@ -1,0 +1,38 @@
+"""Inverted dropout: keep each unit with probability p and scale kept ones by 1/p.
+
+The mask comes from the input's own backend (on its device); a seed in
+dropout_param gives the same mask at every call, so a seeded model can be
+gradient-checked. In test mode the layer is the identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import backends
+
+from .._checks import check_mode, check_shape, namespace
+
+
+def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
+    """x: any shape -> out = x * mask, mask = (u < p) / p with u ~ U[0, 1)."""
+    xp = namespace(x=x)
+    mode = check_mode("dropout_param", dropout_param)
+    p = dropout_param.get("p", 0.5)
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"dropout_param['p'] is the keep probability, in (0, 1]; got {p!r}")
+    if mode == "train":
+        u = backends.uniform_like(x, seed=dropout_param.get("seed"))
+        mask = xp.astype(u < p, x.dtype) / p
+        return x * mask, (dropout_param, mask)
+    return x, (dropout_param, None)
+
+
+def dropout_backward(dout: Any, cache: tuple) -> Any:
+    """dx = dout * mask in train mode, dout in test mode."""
+    _, mask = cache
+    if mask is None:
+        return dout
+    namespace(dout=dout, mask=mask)
+    check_shape("dout", dout, tuple(mask.shape), "(the shape of x)")
+    return dout * mask

@@ -1,0 +1,21 @@
+"""Rectified linear unit: out = max(x, 0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._checks import check_shape, namespace
+
+
+def relu_forward(x: Any) -> tuple[Any, Any]:
+    """x: any shape -> out = max(x, 0), same shape."""
+    xp = namespace(x=x)
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=x.device)), x
+
+
+def relu_backward(dout: Any, cache: Any) -> Any:
+    """dx = dout where x > 0, else 0 (the subgradient at 0 is 0, as in CS231n)."""
+    x = cache
+    xp = namespace(dout=dout, x=x)
+    check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
+    return xp.where(x > 0, dout, xp.zeros((), dtype=dout.dtype, device=dout.device))

@@ -1,0 +1,119 @@
+"""What every model shares: its backend and dtype, seeded host-side
+initialisation, moving between backends, and state dicts.
+
+Subclasses draw their initial weights with ``self.rng`` (a NumPy generator
+seeded from ``seed``) and hand them to ``_set_params``, which moves them to
+the model's backend once: the same seed therefore gives the same starting
+weights on NumPy, CuPy and torch.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+import backends
+
+
+class Model:
+    """Base class: ``params`` (dict of arrays), ``reg``, ``loss(X, y=None)``.
+
+    ``norm_params`` lists the per-layer parameter dicts (bn_param / ln_param)
+    whose running statistics travel with the model in ``to`` and state dicts.
+    """
+
+    def __init__(self, backend: str | None = None, dtype: Any = "float32", seed: int | None = None):
+        self.backend = backends.get_backend(backend).name
+        self.dtype = backends.numpy_dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating dtype, got {dtype!r}")
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.params: dict[str, Any] = {}
+        self.norm_params: list[dict] = []
+        self.reg = 0.0
+
+    @property
+    def xp(self) -> ModuleType:
+        return backends.get_backend(self.backend).namespace()
+
+    def _set_params(self, host_params: dict[str, np.ndarray]) -> None:
+        """Move host-drawn initial weights to the model's backend and dtype."""
+        self.params = {
+            k: backends.asarray(v, self.backend, self.dtype) for k, v in host_params.items()
+        }
+
+    def compute_dtype(self) -> Any:
+        """The dtype the model computes in: that of the params it holds now."""
+        first = next(iter(self.params.values()))
+        return first.dtype
+
+    def prepare_input(self, X: Any, y: Any = None) -> tuple[Any, Any]:
+        """X (and y) -> arrays of the params' backend; X cast to the params' dtype.
+
+        An array of another backend is an error, not a silent transfer.
+        """
+        xp = backends.get_namespace(
+            X=X, **{"params['" + k + "']": v for k, v in self.params.items()}
+        )
+        dtype = self.compute_dtype()
+        if X.dtype != dtype:
+            X = xp.astype(X, dtype)
+        if y is not None:
+            backends.get_namespace(X=X, y=y)
+        return X, y
+
+    def to(self, backend: str) -> Model:
+        """Move params and normalisation statistics to ``backend`` (in place; returns self)."""
+        target = backends.get_backend(backend).name
+        self.params = backends.to_backend(self.params, target)
+        self.norm_params = [backends.to_backend(p, target) for p in self.norm_params]
+        self._after_norm_params_moved()
+        self.backend = target
+        return self
+
+    def _after_norm_params_moved(self) -> None:
+        """Hook for subclasses that keep references to the dicts in norm_params."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model's numbers, as host numpy arrays."""
+        return {
+            "params": {k: backends.to_numpy(v).copy() for k, v in self.params.items()},
+            "norm_params": [
+                {k: backends.to_numpy(v).copy() for k, v in p.items() if _is_array(v)}
+                for p in self.norm_params
+            ],
+            "reg": self.reg,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore params and running statistics (exactly) from ``state_dict()``."""
+        missing = set(self.params) - set(state["params"])
+        if missing:
+            raise KeyError(f"state dict lacks params {sorted(missing)}")
+        self.params = {
+            k: backends.asarray(v, self.backend, v.dtype) for k, v in state["params"].items()
+        }
+        saved = state.get("norm_params", [])
+        if len(saved) != len(self.norm_params):
+            raise ValueError(
+                f"state dict has {len(saved)} normalisation layers, "
+                f"the model has {len(self.norm_params)}"
+            )
+        for live, stored in zip(self.norm_params, saved, strict=True):
+            for k, v in stored.items():
+                live[k] = backends.asarray(v, self.backend, v.dtype)
+        self.reg = state.get("reg", self.reg)
+
+    def loss(self, X: Any, y: Any = None) -> Any:
+        raise NotImplementedError
+
+
+def _is_array(v: Any) -> bool:
+    try:
+        backends.backend_of(v)
+    except backends.BackendError:
+        return False
+    return True
