@@ -31,6 +31,7 @@ __all__ = [
     "describe",
     "get_backend",
     "get_namespace",
+    "is_array",
     "numpy_dtype",
     "resolve_dtype",
     "synchronize",
@@ -111,11 +112,25 @@ def get_backend(name: str | None = None) -> Backend:
     return adapter
 
 
+# Array type -> adapter: layers ask for a namespace on every call, so the
+# lookup for a type seen before is one dict access.
+_BY_TYPE: dict[type, Backend] = {}
+
+
 def _adapter_of(x: Any) -> Backend | None:
+    b = _BY_TYPE.get(type(x))
+    if b is not None:
+        return b
     for b in _ADAPTERS.values():
         if b.owns(x):
+            _BY_TYPE[type(x)] = b
             return b
     return None
+
+
+def is_array(x: Any) -> bool:
+    """True for an array of any known backend (numpy arrays included)."""
+    return _adapter_of(x) is not None
 
 
 def backend_of(x: Any) -> str:

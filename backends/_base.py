@@ -23,6 +23,7 @@ class Backend:
         self._reason: str | None = None
         self._checked = False
         self._global_rng: Any = None
+        self._namespace: ModuleType | None = None
 
     # ------------------------------------------------------------ availability
     def _probe(self) -> str | None:
@@ -45,6 +46,11 @@ class Backend:
     # --------------------------------------------------------------- namespace
     def namespace(self) -> ModuleType:
         """The Array API namespace (array-api-compat's wrapper where needed)."""
+        if self._namespace is None:
+            self._namespace = self._load_namespace()
+        return self._namespace
+
+    def _load_namespace(self) -> ModuleType:
         raise NotImplementedError
 
     def owns(self, x: Any) -> bool:

@@ -32,7 +32,7 @@ class CupyBackend(Backend):
             return f"cupy is installed but CUDA failed: {exc}"
         return None
 
-    def namespace(self) -> ModuleType:
+    def _load_namespace(self) -> ModuleType:
         import array_api_compat.cupy as xp
 
         return xp

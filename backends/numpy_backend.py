@@ -17,7 +17,7 @@ class NumpyBackend(Backend):
     def _probe(self) -> str | None:
         return None
 
-    def namespace(self) -> ModuleType:
+    def _load_namespace(self) -> ModuleType:
         import array_api_compat.numpy as xp
 
         return xp

@@ -7,7 +7,6 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from array_api_compat import is_array_api_strict_namespace
 
 from ._base import Backend
 
@@ -20,7 +19,7 @@ class StrictBackend(Backend):
             return "array_api_strict is not installed (pip install array-api-strict)"
         return None
 
-    def namespace(self) -> ModuleType:
+    def _load_namespace(self) -> ModuleType:
         import array_api_strict
 
         return array_api_strict
@@ -37,6 +36,3 @@ class StrictBackend(Backend):
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.from_dlpack(x)
-
-
-__all__ = ["StrictBackend", "is_array_api_strict_namespace"]

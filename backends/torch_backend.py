@@ -23,7 +23,7 @@ class TorchBackend(Backend):
 
         return None
 
-    def namespace(self) -> ModuleType:
+    def _load_namespace(self) -> ModuleType:
         import array_api_compat.torch as xp
 
         return xp

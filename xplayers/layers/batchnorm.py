@@ -24,35 +24,50 @@ def _running_stat(xp: Any, bn_param: dict, key: str, x: Any) -> Any:
     return stat
 
 
+def batch_normalize(
+    xp: Any, x: Any, bn_param: dict, axes: tuple[int, ...]
+) -> tuple[Any, Any, Any, bool]:
+    """xhat of x, per feature on axis 1, with the statistics over ``axes``.
+
+    Train mode uses the batch statistics and moves bn_param's running ones
+    (shape (x.shape[1],), zeros on first use) towards them; test mode uses the
+    running statistics. Returns (xhat, mean, inv_std, train), the statistics
+    shaped to broadcast against x. Shared by batch norm and spatial batch norm.
+    """
+    mode = check_mode("bn_param", bn_param)
+    eps = bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    d = x.shape[1]
+    running_mean = _running_stat(xp, bn_param, "running_mean", x)
+    running_var = _running_stat(xp, bn_param, "running_var", x)
+    if mode == "train":
+        xhat, mean, var, inv_std = normalize(xp, x, axes, eps)
+        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * xp.reshape(mean, (d,))
+        bn_param["running_var"] = momentum * running_var + (1 - momentum) * xp.reshape(var, (d,))
+        return xhat, mean, inv_std, True
+    stat_shape = tuple(d if axis == 1 else 1 for axis in range(x.ndim))
+    mean = xp.reshape(running_mean, stat_shape)
+    inv_std = 1.0 / xp.sqrt(xp.reshape(running_var, stat_shape) + eps)
+    bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
+    return (x - mean) * inv_std, mean, inv_std, False
+
+
 def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, Any]:
     """x: (N, D), gamma/beta: (D,) -> out: (N, D); updates bn_param's running stats."""
     xp = namespace(x=x, gamma=gamma, beta=beta)
-    mode = check_mode("bn_param", bn_param)
+    check_mode("bn_param", bn_param)
     check_ndim("x", x, 2, "(N, D)")
     d = x.shape[1]
     check_shape("gamma", gamma, (d,), f"to match x's D={d}")
     check_shape("beta", beta, (d,), f"to match x's D={d}")
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
-    running_mean = _running_stat(xp, bn_param, "running_mean", x)
-    running_var = _running_stat(xp, bn_param, "running_var", x)
-
-    if mode == "train":
-        xhat, mean, var, inv_std = normalize(xp, x, (0,), eps)
-        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean[0, ...]
-        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var[0, ...]
-        cache = (x, xhat, mean, inv_std, gamma)
-    else:
-        inv_std = 1.0 / xp.sqrt(running_var + eps)
-        xhat = (x - running_mean) * inv_std
-        bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
-        cache = None
+    xhat, mean, inv_std, train = batch_normalize(xp, x, bn_param, (0,))
+    cache = (x, xhat, mean, inv_std, gamma) if train else None
     return gamma * xhat + beta, cache
 
 
-def _check_train_cache(cache: Any) -> tuple:
+def check_train_cache(cache: Any, layer: str = "batchnorm") -> tuple:
     if cache is None:
-        raise ValueError("batchnorm backward needs a cache from a forward pass in 'train' mode")
+        raise ValueError(f"{layer} backward needs a cache from a forward pass in 'train' mode")
     return cache
 
 
@@ -61,7 +76,7 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
     dout: (N, D) -> dx: (N, D), dgamma: (D,), dbeta: (D,).
     """
-    x, xhat, mean, inv_std, gamma = _check_train_cache(cache)
+    x, xhat, mean, inv_std, gamma = check_train_cache(cache)
     xp = namespace(dout=dout, x=x)
     check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
     n = x.shape[0]
@@ -79,7 +94,7 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
 def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """Closed form: dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))."""
-    x, xhat, _, inv_std, gamma = _check_train_cache(cache)
+    x, xhat, _, inv_std, gamma = check_train_cache(cache)
     xp = namespace(dout=dout, x=x)
     check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
     dgamma, dbeta = affine_params_backward(xp, dout, xhat, (0,))

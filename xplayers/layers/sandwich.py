@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .affine import affine_backward, affine_forward
+from .conv import conv_backward_fast, conv_forward_fast
+from .pool import max_pool_backward_fast, max_pool_forward_fast
 from .relu import relu_backward, relu_forward
 
 
@@ -19,3 +21,31 @@ def affine_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """dout: (N, M) -> dx, dw, db."""
     fc_cache, relu_cache = cache
     return affine_backward(relu_backward(dout, relu_cache), fc_cache)
+
+
+def conv_relu_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
+    """out = relu(conv(x, w) + b); x: (N, C, H, W), w: (F, C, HH, WW), b: (F,)."""
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    out, relu_cache = relu_forward(a)
+    return out, (conv_cache, relu_cache)
+
+
+def conv_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """dout: (N, F, Ho, Wo) -> dx, dw, db."""
+    conv_cache, relu_cache = cache
+    return conv_backward_fast(relu_backward(dout, relu_cache), conv_cache)
+
+
+def conv_relu_pool_forward(
+    x: Any, w: Any, b: Any, conv_param: dict, pool_param: dict
+) -> tuple[Any, tuple]:
+    """out = max_pool(relu(conv(x, w) + b)); shapes as in conv and max pool."""
+    s, conv_relu_cache = conv_relu_forward(x, w, b, conv_param)
+    out, pool_cache = max_pool_forward_fast(s, pool_param)
+    return out, (conv_relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """dout: pooled (N, F, Hp, Wp) -> dx, dw, db."""
+    conv_relu_cache, pool_cache = cache
+    return conv_relu_backward(max_pool_backward_fast(dout, pool_cache), conv_relu_cache)

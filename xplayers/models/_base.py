@@ -82,7 +82,7 @@ class Model:
         return {
             "params": {k: backends.to_numpy(v).copy() for k, v in self.params.items()},
             "norm_params": [
-                {k: backends.to_numpy(v).copy() for k, v in p.items() if _is_array(v)}
+                {k: backends.to_numpy(v).copy() for k, v in p.items() if backends.is_array(v)}
                 for p in self.norm_params
             ],
             "reg": self.reg,
@@ -110,10 +110,36 @@ class Model:
     def loss(self, X: Any, y: Any = None) -> Any:
         raise NotImplementedError
 
+    def begin_step(self, iteration: int) -> None:
+        """Called by the Solver before training step ``iteration`` (0-based).
 
-def _is_array(v: Any) -> bool:
-    try:
-        backends.backend_of(v)
-    except backends.BackendError:
-        return False
-    return True
+        Models with seeded randomness (dropout) derive that step's seed here, so
+        training sees a fresh mask per step yet repeats exactly for a given
+        seed, while direct ``loss`` calls (gradient checks) keep one mask.
+        """
+
+    def step_seed(self, iteration: int) -> int | None:
+        """A seed for step ``iteration`` derived from the model's seed (None if unseeded)."""
+        if self.seed is None:
+            return None
+        return int(np.random.SeedSequence([self.seed, iteration]).generate_state(1)[0])
+
+    def _add_l2(self, loss: Any, grads: dict[str, Any], names: Any = None) -> Any:
+        """Add ``0.5 * reg * sum(W**2)`` to ``loss`` and ``reg * W`` to ``grads[W]``.
+
+        ``names`` are the weight matrices to penalise (default: every param whose
+        name starts with 'W', the CS231n convention; biases and norm scales are
+        not penalised). ``self.reg`` is read at each call, so callers may change
+        it between steps. Everything stays on the params' device: no sync.
+        """
+        reg = float(self.reg)
+        if reg == 0.0:
+            return loss
+        if names is None:
+            names = [k for k in self.params if k.startswith("W")]
+        for k in names:
+            w = self.params[k]
+            xp = backends.get_namespace(**{f"params[{k!r}]": w})
+            loss = loss + 0.5 * reg * xp.sum(w * w)
+            grads[k] = grads[k] + reg * w
+        return loss

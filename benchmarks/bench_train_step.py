@@ -1,0 +1,313 @@
+"""One training step of a fully connected net: xplayers vs native PyTorch.
+
+    PYTHONPATH=. python benchmarks/bench_train_step.py              # numpy vs torch CPU
+    PYTHONPATH=. python benchmarks/bench_train_step.py --backend cupy   # cupy vs torch CUDA
+
+The network is CS231n's FullyConnectedNet 3072-100-100-100-100-10 (ReLU,
+softmax loss), batch 200, float32. One step is what ``Solver`` does per
+iteration: ``model.loss(X, y)`` (forward + backward) and ``xplayers.optim.adam``
+on every parameter. The reference is the same network as an ``nn.Linear``
+stack trained with autograd and ``torch.optim.Adam`` (its defaults), i.e. what
+a user would otherwise write.
+
+Fairness rules (see /work/shared/PERFORMANCE.md for why they matter):
+
+* Everything runs in one process and the contenders are interleaved: each
+  round times every contender once, in a rotated order, so drifting clock
+  speed or memory state hits all of them alike.
+* Each timed block is preceded by one untimed step: memory left idle for a
+  couple of seconds is handed back to the OS and is slow to touch again.
+* The thread count is the same for both: NumPy's BLAS (OpenBLAS) uses every
+  core it may run on unless OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say
+  otherwise, so torch is given ``torch.set_num_threads`` of that same number
+  (``--threads`` overrides both through the environment before NumPy loads).
+* The reported figure is the median step time over all timed steps; the
+  spread is the inter-quartile range. On a GPU every step ends with a device
+  synchronize before its timer stops.
+
+Besides the headline ratio (target <= 1.0) the table shows what the
+conformance backend (array_api_strict) and our layers on torch tensors
+(backend "torch") cost relative to our NumPy run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Runnable from a source checkout without installing.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HIDDEN = [100, 100, 100, 100]
+INPUT_DIM, NUM_CLASSES, BATCH = 3 * 32 * 32, 10, 200
+LEARNING_RATE = 1e-3
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Time one FC training step (forward+backward+Adam): xplayers vs torch."
+    )
+    p.add_argument(
+        "--backend",
+        choices=["numpy", "cupy"],
+        default="numpy",
+        help="numpy: compare with torch on the CPU; cupy: compare with torch on CUDA",
+    )
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    p.add_argument("--repeats", type=int, default=25, help="timed steps per block (default 25)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for both libraries (default: the BLAS default, all usable cores)",
+    )
+    p.add_argument(
+        "--no-extra",
+        action="store_true",
+        help="skip the array_api_strict and torch-backend overhead rows",
+    )
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.repeats < 1:
+        p.error("--rounds and --repeats must be at least 1")
+    return args
+
+
+def _thread_count(requested: int | None) -> int:
+    """Pin the BLAS thread count before NumPy is imported; return it."""
+    if requested is not None:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(requested)
+        return requested
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return _usable_cores()
+
+
+@dataclass
+class Contender:
+    """A named step function and the step times measured for it (seconds)."""
+
+    name: str
+    step: Callable[[], None]
+    sync: Callable[[], None]
+    times: list[float] = field(default_factory=list)
+
+    def run_block(self, repeats: int) -> None:
+        self.step()  # untimed: wakes memory the OS may have reclaimed while idle
+        self.sync()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            self.step()
+            self.sync()
+            self.times.append(time.perf_counter() - t0)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def iqr(self) -> float:
+        q = statistics.quantiles(self.times, n=4) if len(self.times) > 1 else [0, 0, 0]
+        return q[2] - q[0]
+
+
+@dataclass
+class Steps:
+    """A full training step and its two phases, each callable on its own."""
+
+    step: Callable[[], None]
+    gradients: Callable[[], None]  # forward + backward
+    update: Callable[[], None]  # Adam on every parameter, gradients kept from before
+
+
+def xplayers_steps(backend: str, X_host: Any, y_host: Any) -> Steps:
+    """The path users run: FullyConnectedNet.loss, then adam on every parameter."""
+    import backends
+    from xplayers.models import FullyConnectedNet
+    from xplayers.optim import adam
+
+    model = FullyConnectedNet(
+        HIDDEN,
+        input_dim=INPUT_DIM,
+        num_classes=NUM_CLASSES,
+        dtype="float32",
+        backend=backend,
+        seed=0,
+    )
+    X = backends.asarray(X_host, backend, "float32")
+    y = backends.asarray(y_host, backend)
+    configs: dict[str, dict] = {k: {"learning_rate": LEARNING_RATE} for k in model.params}
+
+    grads: dict[str, Any] = {}
+
+    def gradients() -> None:
+        grads.update(model.loss(X, y)[1])
+
+    def update() -> None:
+        for k, w in model.params.items():
+            model.params[k], configs[k] = adam(w, grads[k], configs[k])
+
+    def step() -> None:
+        gradients()
+        update()
+
+    gradients()
+    return Steps(step, gradients, update)
+
+
+def torch_steps(device: str, X_host: Any, y_host: Any) -> Steps:
+    """The same network written the usual PyTorch way."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    dims = [INPUT_DIM, *HIDDEN]
+    layers: list[nn.Module] = []
+    for d_in, d_out in itertools.pairwise(dims):
+        layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+    net = nn.Sequential(*layers, nn.Linear(dims[-1], NUM_CLASSES)).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+    X = torch.as_tensor(X_host, dtype=torch.float32, device=device)
+    y = torch.as_tensor(y_host, dtype=torch.int64, device=device)
+
+    def gradients() -> None:
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(net(X), y).backward()
+
+    def step() -> None:
+        gradients()
+        opt.step()
+
+    gradients()
+    return Steps(step, gradients, opt.step)
+
+
+def _warn_if_busy(threads: int) -> None:
+    """Say so when other processes compete for the cores: torch's OpenMP threads
+    spin-wait on each other, so a busy machine slows torch far more than NumPy
+    (seen here: a 3 ms torch step taking 120 ms), and the ratio means nothing."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return
+    if load > max(1.0, 0.5 * _usable_cores()):
+        print(
+            f"warning: 1-minute load average {load:.1f} on {_usable_cores()} cores before the "
+            f"run: other processes are busy; timings with {threads} threads may be distorted"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    threads = _thread_count(args.threads)
+
+    # Imported only now: the thread count above must be set before NumPy loads.
+    import numpy as np
+    import torch
+
+    import backends
+
+    reason = backends.unavailable_reason(args.backend)
+    if reason is not None:
+        print(f"error: backend {args.backend!r} is not available here: {reason}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(threads)
+    if args.backend == "cupy":
+        if not torch.cuda.is_available():
+            print("error: --backend cupy compares with torch CUDA, which is not available")
+            return 2
+        torch_device = "cuda"
+    else:
+        torch_device = "cpu"
+
+    rng = np.random.default_rng(0)
+    X_host = rng.standard_normal((BATCH, INPUT_DIM), dtype=np.float32)
+    y_host = rng.integers(0, NUM_CLASSES, size=BATCH)
+
+    def sync_of(name: str) -> Callable[[], None]:
+        if name == "torch native":
+            return torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+        return lambda: backends.synchronize(name)
+
+    ours = args.backend
+    steps = {ours: xplayers_steps(ours, X_host, y_host)}
+    steps["torch native"] = torch_steps(torch_device, X_host, y_host)
+    if not args.no_extra:
+        # array_api_strict runs on the CPU only: no use as a yardstick for a GPU run.
+        extras = ("torch",) if ours == "cupy" else ("array_api_strict", "torch")
+        for extra in extras:
+            if backends.unavailable_reason(extra) is None:
+                steps[extra] = xplayers_steps(extra, X_host, y_host)
+    contenders = [Contender(name, s.step, sync_of(name)) for name, s in steps.items()]
+    # The two phases of the headline pair, to show where a gap comes from.
+    phases = [
+        Contender(f"{name} {phase}", getattr(steps[name], phase), sync_of(name))
+        for name in (ours, "torch native")
+        for phase in ("gradients", "update")
+    ]
+
+    dev = backends.get_backend(ours)
+    print(
+        f"FC {INPUT_DIM}-{'-'.join(map(str, HIDDEN))}-{NUM_CLASSES}, batch {BATCH}, float32, "
+        f"forward+backward+Adam"
+    )
+    print(
+        f"device: {dev.device_name(dev.default_device())}; threads: numpy BLAS {threads}, "
+        f"torch {torch.get_num_threads()}; numpy {np.__version__}, torch {torch.__version__}"
+    )
+    print(f"{args.rounds} interleaved rounds x {args.repeats} timed steps, medians")
+    _warn_if_busy(threads)
+    print()
+
+    everyone = contenders + phases
+    for r in range(args.rounds):
+        # Rotate the order so that no contender always runs first (or last).
+        k = r % len(everyone)
+        for c in everyone[k:] + everyone[:k]:
+            c.run_block(args.repeats)
+
+    by_name = {c.name: c for c in contenders}
+    ref, base = by_name["torch native"], by_name[ours]
+    print(f"{'full step':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}{'/ ' + ours:>10}")
+    for c in contenders:
+        label = "torch native (autograd + Adam)" if c is ref else f"xplayers on {c.name}"
+        print(
+            f"{label:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}"
+            f"{c.median / ref.median:>9.2f}{c.median / base.median:>10.2f}"
+        )
+    print(f"\n{'phase':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}")
+    for ours_phase, torch_phase in zip(phases[:2], phases[2:], strict=True):
+        for c in (ours_phase, torch_phase):
+            print(
+                f"{c.name:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}"
+                f"{c.median / torch_phase.median:>9.2f}"
+            )
+
+    ratio = base.median / ref.median
+    verdict = "meets" if ratio <= 1.0 else "misses"
+    print(f"\nratio xplayers[{ours}] / torch native = {ratio:.2f} ({verdict} the target <= 1.0)")
+    for name in ("array_api_strict", "torch"):
+        if name in by_name:
+            overhead = by_name[name].median / base.median
+            print(f"overhead of backend {name!r} vs {ours}: {overhead:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Convolution layer: gradients, naive == fast, backend parity, torch agreement, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import backends
+from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
+from xplayers.layers.conv import (
+    conv_backward_fast,
+    conv_backward_naive,
+    conv_forward_fast,
+    conv_forward_naive,
+)
+
+IMPLS = {
+    "naive": (conv_forward_naive, conv_backward_naive),
+    "fast": (conv_forward_fast, conv_backward_fast),
+}
+
+# x shape, w shape, stride, pad: 3x3 stride 1 takes the Winograd route of the
+# fast layer, the others the column route; odd sizes, pad 0, stride 2 and 3,
+# a stride that leaves rows over (floored, as torch does) and non-square shapes.
+GRAD_SHAPES = [
+    ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1),
+    ((2, 2, 7, 6), (3, 2, 3, 2), 2, 0),
+    ((1, 2, 6, 7), (2, 2, 2, 3), 1, 0),
+    ((2, 1, 7, 8), (2, 1, 3, 3), 2, 1),
+    ((1, 2, 8, 7), (2, 2, 3, 3), 3, 2),
+]
+
+
+def reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int):
+    """Textbook loops in numpy float64: the independent reference."""
+    n, _, h, wd = x.shape
+    f, _, hh, ww = w.shape
+    xp_ = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho = (h + 2 * pad - hh) // stride + 1
+    wo = (wd + 2 * pad - ww) // stride + 1
+    out = np.zeros((n, f, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp_[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
+            out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3])) + b
+    return out
+
+
+def make(rng, xs, ws, dtype=np.float64):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+def test_forward_matches_reference(backend, impl):
+    fwd, _ = IMPLS[impl]
+    rng = np.random.default_rng(0)
+    for xs, ws, s, p in GRAD_SHAPES:
+        x, w, b = make(rng, xs, ws)
+        out, _ = fwd(
+            backend.asarray(x), backend.asarray(w), backend.asarray(b), {"stride": s, "pad": p}
+        )
+        np.testing.assert_allclose(
+            backend.numpy(out), reference_conv(x, w, b, s, p), rtol=1e-12, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+@pytest.mark.parametrize("case", range(len(GRAD_SHAPES)))
+def test_numerical_gradients(backend, impl, case):
+    fwd, bwd = IMPLS[impl]
+    xs, ws, s, p = GRAD_SHAPES[case]
+    rng = np.random.default_rng(case)
+    x, w, b = (backend.asarray(a) for a in make(rng, xs, ws))
+    param = {"stride": s, "pad": p}
+    out, cache = fwd(x, w, b, param)
+    dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
+    dx, dw, db = bwd(dout, cache)
+    for name, arr, grad in (("x", x, dx), ("w", w, dw), ("b", b, db)):
+        num = eval_numerical_gradient_array(lambda _a: fwd(x, w, b, param)[0], arr, dout)
+        err = rel_error(backend.numpy(grad), backend.numpy(num))
+        assert err < 1e-7, f"d{name} of {impl} on {backend.name}: rel error {err:.2e}"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 3),
+    f=st.integers(1, 3),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    hh=st.integers(1, 4),
+    ww=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    pad=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_naive_equals_fast(n, c, f, h, w, hh, ww, stride, pad, seed):
+    if hh > h + 2 * pad or ww > w + 2 * pad:
+        return
+    rng = np.random.default_rng(seed)
+    x, wt, b = make(rng, (n, c, h, w), (f, c, hh, ww))
+    param = {"stride": stride, "pad": pad}
+    out_n, cache_n = conv_forward_naive(x, wt, b, param)
+    out_f, cache_f = conv_forward_fast(x, wt, b, param)
+    np.testing.assert_allclose(out_f, out_n, rtol=1e-10, atol=1e-10)
+    dout = rng.standard_normal(out_n.shape)
+    for gn, gf in zip(
+        conv_backward_naive(dout, cache_n), conv_backward_fast(dout, cache_f), strict=True
+    ):
+        assert gf.shape == gn.shape
+        np.testing.assert_allclose(gf, gn, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
+@pytest.mark.parametrize("impl", list(IMPLS))
+def test_parity_with_numpy(other_backend, numpy_case, impl, dtype, tol):
+    fwd, bwd = IMPLS[impl]
+    rng = np.random.default_rng(1)
+    for xs, ws, s, p in GRAD_SHAPES:
+        x, w, b = make(rng, xs, ws, dtype)
+        dout = rng.standard_normal(reference_conv(x, w, b, s, p).shape).astype(dtype)
+        results = []
+        for case in (numpy_case, other_backend):
+            args = [case.asarray(a) for a in (x, w, b)]
+            out, cache = fwd(*args, {"stride": s, "pad": p})
+            grads = bwd(case.asarray(dout), cache)
+            results.append([case.numpy(a) for a in (out, *grads)])
+        for ref, got in zip(*results, strict=True):
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+def test_dtype_and_namespace_preserved(backend, impl):
+    fwd, bwd = IMPLS[impl]
+    rng = np.random.default_rng(2)
+    for xs, ws, s, p in GRAD_SHAPES[:2]:
+        x, w, b = (backend.asarray(a, "float32") for a in make(rng, xs, ws))
+        out, cache = fwd(x, w, b, {"stride": s, "pad": p})
+        grads = bwd(backend.asarray(np.ones(tuple(out.shape)), "float32"), cache)
+        for name, a in zip(("out", "dx", "dw", "db"), (out, *grads), strict=True):
+            assert a.dtype == backend.xp.float32, f"{name} is {a.dtype}"
+            assert backends.backend_of(a) == backend.name
+            assert a.device == x.device
+        assert tuple(grads[0].shape) == xs and tuple(grads[1].shape) == ws
+
+
+@pytest.mark.parametrize("case", [*GRAD_SHAPES, ((4, 3, 12, 10), (5, 3, 3, 3), 1, 1)])
+def test_fast_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    xs, ws, s, p = case
+    rng = np.random.default_rng(3)
+    x, w, b = make(rng, xs, ws)
+    out, cache = conv_forward_fast(x, w, b, {"stride": s, "pad": p})
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tout = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-10)
+    dout = rng.standard_normal(out.shape)
+    tout.backward(torch.tensor(dout))
+    for ours, t in zip(conv_backward_fast(dout, cache), (tx, tw, tb), strict=True):
+        np.testing.assert_allclose(ours, t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------------------- errors
+def _args(xs=(2, 3, 8, 8), ws=(4, 3, 3, 3), bs=(4,)):
+    rng = np.random.default_rng(4)
+    return rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(bs)
+
+
+@pytest.mark.parametrize("fwd", [conv_forward_naive, conv_forward_fast])
+@pytest.mark.parametrize(
+    "kwargs, param, exc, match",
+    [
+        ({"xs": (3, 8, 8)}, None, ValueError, r"x must be 4-d .*shape \(3, 8, 8\)"),
+        ({"ws": (4, 2, 3, 3)}, None, ValueError, r"w has 2 input channels but x has 3"),
+        ({"ws": (4, 3, 3)}, None, ValueError, r"w must be 4-d"),
+        ({"bs": (3,)}, None, ValueError, r"b must have shape \(4,\).*shape \(3,\)"),
+        ({"ws": (4, 3, 11, 3)}, None, ValueError, r"larger than the padded input height 10"),
+        ({}, {"stride": 0, "pad": 1}, ValueError, r"stride.*positive int, got 0"),
+        ({}, {"stride": 1, "pad": -1}, ValueError, r"pad.*non-negative int, got -1"),
+        ({}, {"stride": 1}, ValueError, r"conv_param must be a dict with 'stride' and 'pad'"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(fwd, kwargs, param, exc, match):
+    x, w, b = _args(**kwargs)
+    with pytest.raises(exc, match=match):
+        fwd(x, w, b, param or {"stride": 1, "pad": 1})
+
+
+def test_dtype_mismatch_and_integer_input_raise():
+    x, w, b = _args()
+    with pytest.raises(TypeError, match=r"share one dtype.*float32.*float64"):
+        conv_forward_fast(x.astype(np.float32), w, b, {"stride": 1, "pad": 1})
+    with pytest.raises(TypeError, match=r"x must be a real floating array.*int64"):
+        conv_forward_fast(x.astype(np.int64), w, b, {"stride": 1, "pad": 1})
+
+
+@pytest.mark.parametrize("impl", list(IMPLS))
+def test_bad_dout_raises(impl):
+    fwd, bwd = IMPLS[impl]
+    x, w, b = _args()
+    _, cache = fwd(x, w, b, {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 4, 8, 8\)"):
+        bwd(np.zeros((2, 4, 7, 8)), cache)
+
+
+def test_mixed_backends_raise_backend_error():
+    torch = pytest.importorskip("torch")
+    x, w, b = _args()
+    with pytest.raises(backends.BackendError, match=r"x is a numpy.*w is a torch"):
+        conv_forward_fast(x, torch.tensor(w), b, {"stride": 1, "pad": 1})

@@ -1,0 +1,144 @@
+"""Data loaders: CIFAR-10 from files in the official pickle format, the bundled digits."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xplayers.data import get_cifar10_data, get_digits_data, load_cifar10, load_digits
+
+ROWS = 6  # rows per fake batch: 30 training images, 6 test images
+
+
+def _write_batch(path: Path, seed: int, protocol: int) -> tuple[np.ndarray, list[int]]:
+    """A batch laid out as the real files: b'data' (N, 3072) uint8, b'labels' list."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size=(ROWS, 3072), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, size=ROWS)]
+    batch = {
+        b"batch_label": f"batch {seed}".encode(),
+        b"labels": labels,
+        b"data": data,
+        b"filenames": [f"img_{seed}_{i}.png".encode() for i in range(ROWS)],
+    }
+    raw = pickle.dumps(batch, protocol=protocol)
+    if protocol == 2:
+        # Files written by NumPy 1.x (the real ones) name numpy.core, not numpy._core.
+        raw = raw.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    path.write_bytes(raw)
+    return data, labels
+
+
+@pytest.fixture
+def fake_cifar(tmp_path: Path) -> tuple[Path, dict]:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    written = {}
+    for i in range(1, 6):
+        # Protocol 2 as in the original (Python 2) files, and a current one.
+        written[f"data_batch_{i}"] = _write_batch(folder / f"data_batch_{i}", i, 2 + i % 3)
+    written["test_batch"] = _write_batch(folder / "test_batch", 99, 2)
+    return folder, written
+
+
+def test_load_cifar10_reads_the_pickles_as_nchw(fake_cifar) -> None:
+    folder, written = fake_cifar
+    Xtr, ytr, Xte, _ = load_cifar10(folder)
+    assert Xtr.shape == (5 * ROWS, 3, 32, 32) and Xte.shape == (ROWS, 3, 32, 32)
+    assert Xtr.dtype == np.float32 and ytr.dtype == np.int64
+    data, labels = written["data_batch_2"]
+    row = ROWS + 3  # fourth image of the second batch
+    # The row holds the red plane, then green, then blue, each 32x32 row-major.
+    assert Xtr[row, 0, 0, 0] == data[3, 0] and Xtr[row, 0, 1, 0] == data[3, 32]
+    assert Xtr[row, 1, 0, 0] == data[3, 1024] and Xtr[row, 2, 31, 31] == data[3, 3071]
+    np.testing.assert_array_equal(Xtr[row].ravel(), data[3])
+    assert ytr[ROWS : 2 * ROWS].tolist() == labels
+    np.testing.assert_array_equal(Xte.reshape(ROWS, -1), written["test_batch"][0])
+    # The parent folder works too, and so does another dtype.
+    Xtr64, *_ = load_cifar10(folder.parent, dtype=np.float64)
+    assert Xtr64.dtype == np.float64
+    np.testing.assert_array_equal(Xtr64, Xtr)
+
+
+def test_get_cifar10_data_splits_and_centres(fake_cifar) -> None:
+    folder, _ = fake_cifar
+    Xtr, ytr, Xte, _ = load_cifar10(folder)
+    data = get_cifar10_data(folder, num_training=20, num_validation=5, num_test=4)
+    assert sorted(data) == ["X_test", "X_train", "X_val", "y_test", "y_train", "y_val"]
+    assert data["X_train"].shape == (20, 3, 32, 32) and data["X_val"].shape == (5, 3, 32, 32)
+    assert data["X_test"].shape == (4, 3, 32, 32)
+    mean = Xtr[:20].mean(axis=0)
+    np.testing.assert_allclose(data["X_val"], Xtr[20:25] - mean, atol=1e-4)
+    np.testing.assert_allclose(data["X_test"], Xte[:4] - mean, atol=1e-4)
+    np.testing.assert_allclose(data["X_train"].mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_array_equal(data["y_val"], ytr[20:25])
+    raw = get_cifar10_data(folder, 20, 5, 4, subtract_mean=False)
+    np.testing.assert_array_equal(raw["X_train"], Xtr[:20])
+    with pytest.raises(ValueError, match="num_training=29 \\+ num_validation=5 = 34 exceeds"):
+        get_cifar10_data(folder, num_training=29, num_validation=5)
+
+
+def test_missing_cifar_folder_says_where_to_get_it(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        load_cifar10(tmp_path / "nowhere")
+    msg = str(info.value)
+    assert "nowhere" in msg and "cifar-10-batches-py" in msg and "data_batch_1" in msg
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in msg
+
+
+def test_missing_batch_is_named(fake_cifar) -> None:
+    folder, _ = fake_cifar
+    os.remove(folder / "data_batch_4")
+    with pytest.raises(FileNotFoundError, match="data_batch_4"):
+        load_cifar10(folder)
+
+
+def test_a_pickle_that_runs_code_is_refused(fake_cifar, tmp_path) -> None:
+    folder, _ = fake_cifar
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    with open(folder / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": Exploit(), b"labels": []}, f)
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load posix\.mkdir|nt\.mkdir"):
+        load_cifar10(folder)
+    assert not marker.exists()
+
+
+def test_load_digits() -> None:
+    X, y = load_digits()
+    assert X.shape == (1797, 64) and y.shape == (1797,)
+    assert X.min() == 0 and X.max() == 16
+    assert sorted(set(y.tolist())) == list(range(10))
+    assert np.bincount(y).min() >= 170  # about 180 of each digit
+
+
+def test_get_digits_data_split_scaling_and_seed() -> None:
+    data = get_digits_data(num_validation=200, num_test=100, seed=1)
+    assert data["X_train"].shape == (1497, 1, 8, 8) and data["X_train"].dtype == np.float32
+    assert data["X_val"].shape == (200, 1, 8, 8) and data["X_test"].shape == (100, 1, 8, 8)
+    assert data["y_train"].dtype == np.int64
+    n = sum(len(data[k]) for k in ("y_train", "y_val", "y_test"))
+    assert n == 1797
+    np.testing.assert_allclose(data["X_train"].mean(axis=0), 0, atol=1e-5)
+    again = get_digits_data(num_validation=200, num_test=100, seed=1)
+    for k in data:
+        np.testing.assert_array_equal(data[k], again[k])
+    other = get_digits_data(num_validation=200, num_test=100, seed=2)
+    assert not np.array_equal(other["y_val"], data["y_val"])
+
+    flat = get_digits_data(seed=1, subtract_mean=False, image=False, dtype=np.float64)
+    assert flat["X_train"].shape == (1197, 64) and flat["X_train"].dtype == np.float64
+    assert flat["X_train"].min() == 0 and flat["X_train"].max() == 1
+    # The same rows, laid out as images or flat.
+    img = get_digits_data(seed=1, subtract_mean=False)
+    np.testing.assert_array_equal(img["X_val"].reshape(-1, 64), flat["X_val"].astype(np.float32))
+    with pytest.raises(ValueError, match="exceeds the 1797 rows"):
+        get_digits_data(num_validation=1000, num_test=1000)

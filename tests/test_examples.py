@@ -1,0 +1,75 @@
+"""The example scripts and the train-step benchmark, each in its fast setting."""
+
+from __future__ import annotations
+
+import pytest
+from subprocess_helpers import REPO, assert_clean_usage_error, assert_png, parse_number, run_python
+
+import backends
+
+EXAMPLES = REPO / "examples"
+
+
+def _run_ok(script: str, *args: str, cwd) -> str:
+    proc = run_python(EXAMPLES / script, *args, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_train_fc(tmp_path) -> None:
+    out = _run_ok("train_fc.py", "--epochs", "2", "--out", str(tmp_path), cwd=tmp_path)
+    assert 0.0 <= parse_number(r"val accuracy:\s+([0-9.]+)", out) <= 1.0
+    assert_png(tmp_path / "train_fc.png")
+
+
+def test_train_fc_writes_to_current_directory_by_default(tmp_path) -> None:
+    _run_ok("train_fc.py", "--epochs", "1", cwd=tmp_path)
+    assert_png(tmp_path / "train_fc.png")
+
+
+def test_compare_optimizers(tmp_path) -> None:
+    out = _run_ok("compare_optimizers.py", "--epochs", "1", "--out", str(tmp_path), cwd=tmp_path)
+    for rule in ("sgd ", "sgd_momentum", "rmsprop", "adam"):
+        assert rule in out
+    assert_png(tmp_path / "compare_optimizers.png")
+
+
+def test_batchnorm_dropout(tmp_path) -> None:
+    _run_ok(
+        "batchnorm_dropout.py",
+        *("--epochs", "1", "--dropout-epochs", "1", "--out", str(tmp_path)),
+        cwd=tmp_path,
+    )
+    assert_png(tmp_path / "batchnorm.png")
+    assert_png(tmp_path / "dropout.png")
+
+
+def test_backend_parity_is_below_1e_8(tmp_path) -> None:
+    others = [n for n in backends.available_backends() if n != "numpy"]
+    if not others:
+        pytest.skip("parity needs a second backend")
+    out = _run_ok(
+        "backend_parity.py",
+        *("--epochs", "1", "--backends", ",".join(["numpy", *others]), "--out", str(tmp_path)),
+        cwd=tmp_path,
+    )
+    for name in others:
+        assert parse_number(rf"{name} vs numpy: max \|loss difference\| (\S+)", out) < 1e-8
+        assert parse_number(rf"{name} vs numpy: max \|weight difference\| (\S+)", out) < 1e-8
+    assert_png(tmp_path / "backend_parity.png")
+
+
+@pytest.mark.parametrize("script", ["train_fc.py", "compare_optimizers.py", "batchnorm_dropout.py"])
+def test_examples_reject_an_unknown_backend(script: str, tmp_path) -> None:
+    proc = run_python(EXAMPLES / script, "--backend", "foo", cwd=tmp_path)
+    assert_clean_usage_error(proc, "--backend")
+
+
+def test_train_step_benchmark_smoke() -> None:
+    if backends.unavailable_reason("torch") is not None:
+        pytest.skip("the benchmark compares against torch")
+    proc = run_python(
+        REPO / "benchmarks" / "bench_train_step.py", "--rounds", "1", "--repeats", "2"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert parse_number(r"torch native = ([0-9.]+)", proc.stdout) > 0

@@ -1,0 +1,109 @@
+"""A three-layer convolutional network (CS231n assignment 2).
+
+conv - relu - 2x2 max pool - affine - relu - affine - softmax, on NCHW images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..layers import (
+    affine_backward,
+    affine_forward,
+    affine_relu_backward,
+    affine_relu_forward,
+    conv_relu_pool_backward,
+    conv_relu_pool_forward,
+    softmax_loss,
+)
+from ._base import Model
+
+__all__ = ["ThreeLayerConvNet"]
+
+_POOL_PARAM = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+class ThreeLayerConvNet(Model):
+    """conv - relu - 2x2 max pool - affine - relu - affine - softmax.
+
+    Parameters (CS231n names), weights drawn as ``weight_scale * N(0, 1)`` from
+    ``seed`` on the host, biases zero:
+    W1 (F, C, fs, fs), b1 (F,): the conv, pad (fs - 1) // 2, stride 1, which
+    keeps H x W for odd fs; W2 (F * H/2 * W/2, hidden_dim), b2; W3 (hidden_dim,
+    num_classes), b3. The L2 penalty 0.5 * reg * sum(W**2) covers W1..W3.
+    """
+
+    def __init__(
+        self,
+        input_dim: tuple[int, int, int] = (3, 32, 32),
+        num_filters: int = 32,
+        filter_size: int = 7,
+        hidden_dim: int = 100,
+        num_classes: int = 10,
+        weight_scale: float = 1e-3,
+        reg: float = 0.0,
+        dtype: Any = "float32",
+        backend: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        c, h, w = (int(d) for d in input_dim)
+        sizes = {
+            "input_dim entries": min(c, h, w),
+            "num_filters": num_filters,
+            "filter_size": filter_size,
+            "hidden_dim": hidden_dim,
+            "num_classes": num_classes,
+        }
+        for name, value in sizes.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r} (input_dim={input_dim})")
+        pad = (filter_size - 1) // 2
+        # The conv keeps H x W for odd filters; the 2x2 pool then needs even sizes.
+        conv_h, conv_w = h + 2 * pad - filter_size + 1, w + 2 * pad - filter_size + 1
+        if conv_h <= 0 or conv_w <= 0 or conv_h % 2 or conv_w % 2:
+            raise ValueError(
+                f"the conv output ({conv_h}x{conv_w} for input_dim={tuple(input_dim)}, "
+                f"filter_size={filter_size}, pad={pad}) must have positive even height and "
+                f"width for the 2x2 stride-2 max pool"
+            )
+        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        self.reg = reg
+        self.conv_param = {"stride": 1, "pad": pad}
+        self.pool_param = dict(_POOL_PARAM)
+        pooled = num_filters * (conv_h // 2) * (conv_w // 2)
+        draw = self.rng.standard_normal
+        self._set_params(
+            {
+                "W1": weight_scale * draw((num_filters, c, filter_size, filter_size)),
+                "b1": np.zeros(num_filters),
+                "W2": weight_scale * draw((pooled, hidden_dim)),
+                "b2": np.zeros(hidden_dim),
+                "W3": weight_scale * draw((hidden_dim, num_classes)),
+                "b3": np.zeros(num_classes),
+            }
+        )
+
+    def loss(self, X: Any, y: Any = None) -> Any:
+        """Scores (N, num_classes) when ``y`` is None, else ``(loss, grads)``.
+
+        X: (N, C, H, W) images, y: (N,) integer labels; ``loss`` is a 0-d
+        array, ``grads`` is keyed like ``params``.
+        """
+        X, y = self.prepare_input(X, y)
+        p = self.params
+        h1, cache1 = conv_relu_pool_forward(X, p["W1"], p["b1"], self.conv_param, self.pool_param)
+        h2, cache2 = affine_relu_forward(h1, p["W2"], p["b2"])
+        scores, cache3 = affine_forward(h2, p["W3"], p["b3"])
+        if y is None:
+            return scores
+
+        loss, dscores = softmax_loss(scores, y)
+        grads: dict[str, Any] = {}
+        dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
+        dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
+        # The data's gradient is computed by the conv backward and dropped.
+        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1)
+        loss = self._add_l2(loss, grads, ["W1", "W2", "W3"])
+        return loss, {k: grads[k] for k in p}

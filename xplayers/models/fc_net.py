@@ -1,0 +1,225 @@
+"""Fully connected networks with explicit backprop (CS231n assignment 2).
+
+``FullyConnectedNet`` stacks ``{affine - [batch/layer norm] - relu - [dropout]} x (L - 1)``
+and a final affine layer into a softmax loss; ``TwoLayerNet`` is its
+one-hidden-layer case. Both keep their weights in ``params`` (W1, b1, ...,
+gamma1, beta1, ...) on one backend and compute in the dtype of those params.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_shape, namespace
+from ..layers import (
+    affine_backward,
+    affine_forward,
+    batchnorm_backward_alt,
+    batchnorm_forward,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
+    relu_backward,
+    relu_forward,
+    softmax_loss,
+)
+from ._base import Model
+
+__all__ = ["FullyConnectedNet", "TwoLayerNet"]
+
+# normalization name -> (forward, backward); the closed-form batchnorm
+# backward is the cheaper of the two equivalent ones.
+_NORMALIZATIONS = {
+    "batchnorm": (batchnorm_forward, batchnorm_backward_alt),
+    "layernorm": (layernorm_forward, layernorm_backward),
+}
+
+
+def _affine_param_grads(dout: Any, cache: tuple) -> tuple[Any, Any]:
+    """dw, db of an affine layer without its dx.
+
+    The first layer's input (the data) needs no gradient; its dx would be an
+    (N, D) matmul as large as the dw one, about 30 % of a CIFAR-sized step.
+    """
+    x, w, _ = cache
+    xp = namespace(dout=dout, x=x)
+    n = x.shape[0]
+    check_shape("dout", dout, (n, w.shape[1]), "(N, M) of the forward output")
+    return xp.reshape(x, (n, -1)).T @ dout, xp.sum(dout, axis=0)
+
+
+class FullyConnectedNet(Model):
+    """A fully connected ReLU network of any depth with a softmax loss.
+
+    Architecture: ``{affine - [norm] - relu - [dropout]} x (L - 1) - affine - softmax``.
+
+    Parameters (CS231n names): ``W{i}`` of shape (fan_in, fan_out) drawn as
+    ``weight_scale * N(0, 1)``, ``b{i}`` zeros; with a normalization,
+    ``gamma{i}`` ones and ``beta{i}`` zeros for each hidden layer. ``dropout``
+    is the probability of KEEPING a unit (1 disables dropout); with a ``seed``
+    the dropout layers use it, so every call draws the same mask (as in
+    CS231n, which makes the model gradient-checkable). Without a seed each
+    call draws a fresh mask from the backend's generator.
+
+    ``norm_params`` (alias ``bn_params``) holds one dict per hidden layer:
+    batch norm's mode and running statistics, or layer norm's settings.
+    """
+
+    def __init__(
+        self,
+        hidden_dims: Sequence[int],
+        input_dim: int = 3 * 32 * 32,
+        num_classes: int = 10,
+        dropout: float = 1,
+        normalization: str | None = None,
+        reg: float = 0.0,
+        weight_scale: float = 1e-2,
+        dtype: Any = "float32",
+        seed: int | None = None,
+        backend: str | None = None,
+    ) -> None:
+        if normalization is not None and normalization not in _NORMALIZATIONS:
+            raise ValueError(
+                f"unknown normalization {normalization!r}: expected None, "
+                + " or ".join(repr(k) for k in _NORMALIZATIONS)
+            )
+        if not 0.0 < dropout <= 1.0:
+            raise ValueError(
+                f"dropout is the probability of keeping a unit, in (0, 1]; got {dropout!r}"
+            )
+        hidden_dims = [int(h) for h in hidden_dims]
+        dims = [int(input_dim), *hidden_dims, int(num_classes)]
+        if any(d <= 0 for d in dims):
+            raise ValueError(
+                f"layer sizes must be positive: input_dim={input_dim}, "
+                f"hidden_dims={hidden_dims}, num_classes={num_classes}"
+            )
+        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        self.normalization = normalization
+        self.use_dropout = dropout != 1
+        self.reg = reg
+        self.num_layers = len(hidden_dims) + 1
+
+        host: dict[str, np.ndarray] = {}
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(dims), start=1):
+            host[f"W{i}"] = weight_scale * self.rng.standard_normal((fan_in, fan_out))
+            host[f"b{i}"] = np.zeros(fan_out)
+            if normalization is not None and i < self.num_layers:
+                host[f"gamma{i}"] = np.ones(fan_out)
+                host[f"beta{i}"] = np.zeros(fan_out)
+        self._set_params(host)
+
+        self.dropout_param: dict = {}
+        if self.use_dropout:
+            self.dropout_param = {"mode": "train", "p": dropout}
+            if seed is not None:
+                self.dropout_param["seed"] = seed
+        if normalization == "batchnorm":
+            self.norm_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
+        elif normalization == "layernorm":
+            self.norm_params = [{} for _ in range(self.num_layers - 1)]
+
+    def begin_step(self, iteration: int) -> None:
+        """A seeded net draws a new, reproducible dropout mask at each training step."""
+        if self.use_dropout and self.seed is not None:
+            self.dropout_param["seed"] = self.step_seed(iteration)
+
+    @property
+    def bn_params(self) -> list[dict]:
+        """CS231n's name for the per-layer normalization dicts (= ``norm_params``)."""
+        return self.norm_params
+
+    def loss(self, X: Any, y: Any = None) -> Any:
+        """Scores, or the loss and its gradients.
+
+        X: (N, d_1, ..., d_k) with prod(d_i) = input_dim; y: (N,) integer labels.
+        Returns scores (N, C) when ``y`` is None (test mode: batch norm uses its
+        running statistics, dropout is off), else ``(loss, grads)`` in train
+        mode, with ``loss`` a 0-d array and ``grads`` keyed like ``params``.
+        """
+        X, y = self.prepare_input(X, y)
+        mode = "test" if y is None else "train"
+        if self.use_dropout:
+            self.dropout_param["mode"] = mode
+        if self.normalization == "batchnorm":
+            for bn_param in self.norm_params:
+                bn_param["mode"] = mode
+        norm_forward, norm_backward = _NORMALIZATIONS.get(self.normalization, (None, None))
+
+        p = self.params
+        h = X
+        caches = []
+        for i in range(1, self.num_layers):
+            h, fc_cache = affine_forward(h, p[f"W{i}"], p[f"b{i}"])
+            norm_cache = drop_cache = None
+            if norm_forward is not None:
+                h, norm_cache = norm_forward(
+                    h, p[f"gamma{i}"], p[f"beta{i}"], self.norm_params[i - 1]
+                )
+            h, relu_cache = relu_forward(h)
+            if self.use_dropout:
+                h, drop_cache = dropout_forward(h, self.dropout_param)
+            caches.append((fc_cache, norm_cache, relu_cache, drop_cache))
+        last = self.num_layers
+        scores, last_cache = affine_forward(h, p[f"W{last}"], p[f"b{last}"])
+        if y is None:
+            return scores
+
+        loss, dscores = softmax_loss(scores, y)
+        grads: dict[str, Any] = {}
+        if last == 1:  # no hidden layer: the data is the only input
+            grads["W1"], grads["b1"] = _affine_param_grads(dscores, last_cache)
+        else:
+            dh, grads[f"W{last}"], grads[f"b{last}"] = affine_backward(dscores, last_cache)
+        for i in range(last - 1, 0, -1):
+            fc_cache, norm_cache, relu_cache, drop_cache = caches[i - 1]
+            if drop_cache is not None:
+                dh = dropout_backward(dh, drop_cache)
+            dh = relu_backward(dh, relu_cache)
+            if norm_backward is not None:
+                dh, grads[f"gamma{i}"], grads[f"beta{i}"] = norm_backward(dh, norm_cache)
+            if i == 1:
+                grads["W1"], grads["b1"] = _affine_param_grads(dh, fc_cache)
+            else:
+                dh, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dh, fc_cache)
+
+        weights = [f"W{i}" for i in range(1, last + 1)]
+        loss = self._add_l2(loss, grads, weights)
+        return loss, {k: grads[k] for k in p}
+
+
+class TwoLayerNet(FullyConnectedNet):
+    """affine - relu - affine - softmax, the one-hidden-layer FullyConnectedNet.
+
+    Parameters W1: (input_dim, hidden_dim), b1, W2: (hidden_dim, num_classes),
+    b2; weights drawn as ``weight_scale * N(0, 1)`` from ``seed`` on the host.
+    ``dtype`` (default float32) is an extra keyword beyond the CS231n signature.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 3 * 32 * 32,
+        hidden_dim: int = 100,
+        num_classes: int = 10,
+        weight_scale: float = 1e-3,
+        reg: float = 0.0,
+        dtype: Any = "float32",
+        backend: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(
+            [hidden_dim],
+            input_dim=input_dim,
+            num_classes=num_classes,
+            reg=reg,
+            weight_scale=weight_scale,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )
+        self.hidden_dim = hidden_dim

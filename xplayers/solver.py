@@ -1,0 +1,668 @@
+"""Training loop: minibatch SGD-family optimisation of a model, as in CS231n.
+
+The Solver samples minibatches on the host with its own seeded NumPy
+generator and moves each batch to the model's backend once; parameters and
+optimizer state never leave the device during training.
+
+Loss synchronisation policy
+---------------------------
+``model.loss`` returns a 0-d device array. Reading it as a float waits for the
+device, so the Solver keeps the arrays of the last few iterations and converts
+them together (one transfer) only at a *flush*: every ``print_every``
+iterations (to show the loss), before each accuracy check / checkpoint, and
+when training ends or stops. ``loss_history`` is therefore a list of floats
+whenever ``train()`` is not running. A non-finite loss is detected at the
+next flush (at most ``print_every`` iterations late), always before any
+checkpoint is written; the error names the iteration where it first appeared.
+
+Checkpoint format
+-----------------
+``checkpoint_name`` is the path of ONE file, rewritten after every accuracy
+check (the first iteration and each epoch end) by writing a temporary file in
+the same folder and ``os.replace``-ing it, so a crash never leaves a torn
+file. It is a pickle of a dict (see ``Solver.checkpoint_state``) holding the
+model's ``state_dict()``, the per-parameter optimizer configs (host numpy
+arrays), the solver's settings, epoch and iteration counters, both generators'
+states, the histories and the best parameters. ``keep_checkpoints=True``
+also keeps a copy per epoch as ``<stem>_epoch_<e><suffix>`` (CS231n's naming).
+``Solver.resume`` / ``load_checkpoint`` continue a run exactly: on the same
+backend and seed the rest of the run gives bit-identical losses and params
+(unseeded dropout draws from the backend's own generator and is the one
+source of randomness a checkpoint cannot capture).
+
+Checkpoints are pickles: load only files you wrote yourself.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import pickle
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import backends
+
+from ._checks import describe
+from .optim import get_update_rule
+
+__all__ = ["Solver", "TrainingDiverged", "read_checkpoint"]
+
+CHECKPOINT_FORMAT = "xplayers-solver-checkpoint"
+CHECKPOINT_VERSION = 1
+
+_DEFAULTS: dict[str, Any] = {
+    "update_rule": "sgd",
+    "optim_config": None,
+    "lr_decay": 1.0,
+    "batch_size": 100,
+    "num_epochs": 10,
+    "num_train_samples": 1000,
+    "num_val_samples": None,
+    "checkpoint_name": None,
+    "print_every": 10,
+    "verbose": True,
+    "seed": None,
+    "progress": None,
+    "keep_checkpoints": False,
+}
+# Settings a checkpoint records and Solver.resume reuses unless overridden.
+_RESUMABLE = (
+    "update_rule",
+    "optim_config",
+    "lr_decay",
+    "batch_size",
+    "num_epochs",
+    "num_train_samples",
+    "num_val_samples",
+    "print_every",
+)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss (or a parameter) became NaN or infinite during ``Solver.train()``.
+
+    ``iteration`` (1-based, as the progress prints count) and ``epoch``
+    (1-based, the epoch being trained) locate the first bad value; ``value``
+    is the loss there (None when a parameter, not the loss, went bad). When it
+    is raised the model already holds the best parameters seen so far.
+    """
+
+    def __init__(self, message: str, iteration: int, epoch: int, value: float | None) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+        self.epoch = epoch
+        self.value = value
+
+
+class _Split:
+    """One (X, y) pair: where it lives and how to cut batches from it.
+
+    Host data (numpy, lists) stays on the host; rows are gathered there, cast
+    to the model's dtype (halving the transfer for float64 data and a float32
+    model) and moved once per batch. Backend arrays stay on their device and
+    are indexed there with a device index array; they are moved once, as a
+    whole, if the model lives on another backend.
+    """
+
+    def __init__(self, x_name: str, X: Any, y_name: str, y: Any) -> None:
+        self.on_host = not backends.is_array(X) or isinstance(X, np.ndarray)
+        if self.on_host:
+            X = np.asarray(X)
+            y = np.asarray(backends.to_numpy(y) if backends.is_array(y) else y)
+        elif not backends.is_array(y) or backends.backend_of(y) != backends.backend_of(X):
+            y = backends.asarray(
+                backends.to_numpy(y) if backends.is_array(y) else np.asarray(y),
+                backends.backend_of(X),
+            )
+        if X.ndim < 2:
+            raise ValueError(f"{x_name} must be (N, ...) samples, got a {_describe(X)}")
+        if y.ndim != 1:
+            raise ValueError(f"{y_name} must be (N,) class labels, got a {_describe(y)}")
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"{x_name} and {y_name} lengths differ: {x_name} is a {_describe(X)}, "
+                f"{y_name} is a {_describe(y)}"
+            )
+        if backends.numpy_dtype(y.dtype).kind not in "iu":
+            raise TypeError(f"{y_name} must hold integer class labels, got a {_describe(y)}")
+        if self.on_host:
+            y = y.astype(np.int64, copy=False)
+        self.x_name, self.y_name = x_name, y_name
+        self.X, self.y = X, y
+        self.n = int(X.shape[0])
+        self._placed: dict[str, tuple[Any, Any]] = {}
+
+    def _device_arrays(self, backend: str) -> tuple[Any, Any]:
+        """X, y on ``backend`` (device data only; moved at most once per backend)."""
+        if backends.backend_of(self.X) == backend:
+            return self.X, self.y
+        if backend not in self._placed:
+            self._placed[backend] = (
+                backends.asarray(self.X, backend),
+                backends.asarray(self.y, backend),
+            )
+        return self._placed[backend]
+
+    def gather(self, idx: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+        """Rows ``idx`` (host int array) as (X, y) arrays of ``backend``."""
+        if self.on_host:
+            return self._deliver(self.X[idx], self.y[idx], backend, dtype)
+        X, y = self._device_arrays(backend)
+        xp = backends.get_namespace(X=X)
+        didx = backends.asarray(idx, backend, device=X.device)
+        return xp.take(X, didx, axis=0), xp.take(y, didx, axis=0)
+
+    def rows(self, start: int, stop: int, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+        """Rows ``start:stop`` as (X, y) arrays of ``backend``."""
+        stop = min(stop, self.n)  # the standard leaves out-of-range slices unspecified
+        if self.on_host:
+            return self._deliver(self.X[start:stop], self.y[start:stop], backend, dtype)
+        X, y = self._device_arrays(backend)
+        return X[start:stop, ...], y[start:stop]
+
+    def subset(self, idx: np.ndarray) -> _Split:
+        """A split of rows ``idx`` only (kept where the data lives)."""
+        if self.on_host:
+            return _Split(self.x_name, self.X[idx], self.y_name, self.y[idx])
+        xp = backends.get_namespace(X=self.X)
+        didx = backends.asarray(idx, backends.backend_of(self.X), device=self.X.device)
+        return _Split(
+            self.x_name, xp.take(self.X, didx, axis=0), self.y_name, xp.take(self.y, didx, axis=0)
+        )
+
+    @staticmethod
+    def _deliver(X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+        X = X.astype(dtype, copy=False)
+        return backends.asarray(X, backend), backends.asarray(y, backend)
+
+
+def _describe(x: Any) -> str:
+    return describe(x) if hasattr(x, "dtype") else type(x).__name__
+
+
+class Solver:
+    """Trains a model with minibatch first-order updates (CS231n semantics).
+
+    ``model`` has ``params`` (dict of arrays) and ``loss(X, y=None)``;
+    ``data`` holds ``X_train``, ``y_train``, ``X_val``, ``y_val`` as host
+    (numpy) or backend arrays, X of shape (N, ...) and y (N,) integer labels.
+
+    Keywords (CS231n): ``update_rule`` ('sgd', 'sgd_momentum', 'rmsprop',
+    'adam' or a callable ``(w, dw, config) -> (next_w, config)``),
+    ``optim_config`` (dict given to the rule, deep-copied per parameter),
+    ``lr_decay`` (learning-rate factor after each epoch), ``batch_size``
+    (100), ``num_epochs`` (10), ``num_train_samples`` (1000: training rows used
+    for the train accuracy; None for all), ``num_val_samples`` (None: all),
+    ``checkpoint_name`` (None, or the PATH of the checkpoint file, rewritten
+    atomically after each check; CS231n used it as a prefix of per-epoch
+    files, which ``keep_checkpoints=True`` adds), ``print_every`` (10),
+    ``verbose`` (True).
+
+    Extra keywords: ``seed`` (None: seeds the minibatch and accuracy-subset
+    sampling; the same seed gives the same batches on every backend),
+    ``progress`` (None: a tqdm bar when ``verbose`` and stdout is a terminal,
+    plain prints every ``print_every`` otherwise; True/False force it),
+    ``keep_checkpoints`` (False: also keep one checkpoint file per epoch).
+
+    After ``train()``: ``loss_history`` (one float per iteration),
+    ``train_acc_history`` / ``val_acc_history`` (after the first iteration and
+    after each epoch), ``acc_iterations`` (the iteration count at each of those
+    checks), ``best_val_acc``, ``best_params`` (device copies, restored into
+    the model; batch-norm running statistics of the best check are restored
+    with them).
+    """
+
+    def __init__(self, model: Any, data: dict[str, Any], **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unrecognized Solver arguments {unknown}; known: {sorted(_DEFAULTS)}")
+        if not hasattr(model, "params") or not hasattr(model, "loss"):
+            raise TypeError(
+                f"model must have 'params' and 'loss(X, y=None)', got {type(model).__name__}"
+            )
+        settings = {**_DEFAULTS, **kwargs}
+        self.model = model
+        missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
+        if missing:
+            raise KeyError(f"data lacks {missing}; it must hold X_train, y_train, X_val, y_val")
+        self.X_train, self.y_train = data["X_train"], data["y_train"]
+        self.X_val, self.y_val = data["X_val"], data["y_val"]
+        self._train = _Split("X_train", self.X_train, "y_train", self.y_train)
+        self._val = _Split("X_val", self.X_val, "y_val", self.y_val)
+        if self._train.n == 0:
+            raise ValueError("X_train is empty: there is nothing to train on")
+
+        self.update_rule_name = settings["update_rule"]
+        self.update_rule: Callable = get_update_rule(settings["update_rule"])
+        self.optim_config = dict(settings["optim_config"] or {})
+        self.lr_decay = float(settings["lr_decay"])
+        self.batch_size = _positive_int("batch_size", settings["batch_size"])
+        self.num_epochs = _positive_int("num_epochs", settings["num_epochs"], allow_zero=True)
+        self.num_train_samples = settings["num_train_samples"]
+        self.num_val_samples = settings["num_val_samples"]
+        self.checkpoint_name = settings["checkpoint_name"]
+        self.keep_checkpoints = bool(settings["keep_checkpoints"])
+        self.print_every = _positive_int("print_every", settings["print_every"])
+        self.verbose = bool(settings["verbose"])
+        self.progress = settings["progress"]
+        self.seed = settings["seed"]
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        """Fresh bookkeeping: counters, histories, generators, optimizer configs."""
+        self.epoch = 0
+        self.iteration = 0
+        self.best_val_acc = 0.0
+        self.best_params: dict[str, Any] = {}
+        self._best_norm_params: list[dict] | None = None
+        self.loss_history: list[float] = []
+        self.train_acc_history: list[float] = []
+        self.val_acc_history: list[float] = []
+        self.acc_iterations: list[int] = []
+        self._pending: list[Any] = []  # loss arrays not yet read back
+        # Two streams, so an extra check_accuracy call never shifts the batches.
+        batch_seq, eval_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self._batch_rng = np.random.default_rng(batch_seq)
+        self._eval_rng = np.random.default_rng(eval_seq)
+        self.optim_configs = {p: copy.deepcopy(self.optim_config) for p in self.model.params}
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return max(self._train.n // self.batch_size, 1)
+
+    @property
+    def num_iterations(self) -> int:
+        return self.num_epochs * self.iterations_per_epoch
+
+    def _backend(self) -> str:
+        """The backend of the model's params (read each time: the model may move)."""
+        first = next(iter(self.model.params.values()))
+        return backends.backend_of(first)
+
+    def _dtype(self) -> np.dtype:
+        first = next(iter(self.model.params.values()))
+        return backends.numpy_dtype(first.dtype)
+
+    # --------------------------------------------------------------- training
+    def _step(self) -> None:
+        """One minibatch: loss, gradients, and an update of every parameter."""
+        # Sampled with replacement, as CS231n does.
+        idx = self._batch_rng.integers(self._train.n, size=self.batch_size)
+        X_batch, y_batch = self._train.gather(idx, self._backend(), self._dtype())
+        begin_step = getattr(self.model, "begin_step", None)
+        if begin_step is not None:
+            begin_step(self.iteration)
+        loss, grads = self.model.loss(X_batch, y_batch)
+        self._pending.append(loss)
+        for p, w in self.model.params.items():
+            next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
+            self.model.params[p] = next_w
+            self.optim_configs[p] = next_config
+
+    def _flush(self, check: bool = True) -> None:
+        """Read the pending losses back (one transfer) and stop on a non-finite one."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        start = len(self.loss_history)
+        first = pending[0]
+        if isinstance(first, (float, np.generic, np.ndarray)) or not backends.is_array(first):
+            values = [float(v) for v in pending]  # host values: nothing to wait for
+        else:
+            xp = backends.get_namespace(loss=first)
+            values = [float(v) for v in backends.to_numpy(xp.stack(pending)).tolist()]
+        self.loss_history.extend(values)
+        if not check:
+            return
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                self._diverged(start + i + 1, f"the loss became {v}", v)
+
+    def _check_params_finite(self) -> None:
+        """Before a checkpoint: a parameter may be bad even when every loss was fine."""
+        params = self.model.params
+        xp = backends.get_namespace(**{f"params[{k!r}]": v for k, v in params.items()})
+        flags = [xp.all(xp.isfinite(v)) for v in params.values()]
+        if not bool(xp.all(xp.stack(flags))):
+            bad = [k for k, v in params.items() if not bool(xp.all(xp.isfinite(v)))]
+            self._diverged(self.iteration, f"parameters {bad} became non-finite by", None)
+
+    def _diverged(self, iteration: int, what: str, value: float | None) -> None:
+        """Restore the best parameters and raise TrainingDiverged."""
+        epoch = (iteration - 1) // self.iterations_per_epoch + 1
+        restored = self._restore_best()
+        where = (
+            f"the checkpoint {str(self.checkpoint_name)!r} (last written after iteration "
+            f"{self.acc_iterations[-1]}) was left as it was"
+            if self.checkpoint_name and self.acc_iterations
+            else "no checkpoint was written"
+        )
+        at = "" if what.endswith(" by") else " at"
+        raise TrainingDiverged(
+            f"{what}{at} iteration {iteration} of {self.num_iterations} "
+            f"(epoch {epoch} of {self.num_epochs}); the model now holds {restored}; {where}. "
+            f"Try a smaller learning rate or weight scale.",
+            iteration,
+            epoch,
+            value,
+        )
+
+    def _snapshot(self) -> None:
+        """Device copies of the params (and norm statistics) as the best so far."""
+        self.best_params = _copy_params(self.model.params)
+        norm = getattr(self.model, "norm_params", None)
+        self._best_norm_params = None if norm is None else [dict(p) for p in norm]
+
+    def _restore_best(self) -> str:
+        """Put the best params back into the model; says what was restored."""
+        if not self.best_params:
+            return "its parameters from before the first accuracy check"
+        # Copies: the caller may write into the model's arrays (gradient checks do).
+        self.model.params = _copy_params(self.best_params)
+        live = getattr(self.model, "norm_params", None)
+        if live is not None and self._best_norm_params is not None:
+            for dst, src in zip(live, self._best_norm_params, strict=True):
+                dst.update({k: v for k, v in src.items() if backends.is_array(v)})
+        return f"the best parameters (val acc {self.best_val_acc:.4f})"
+
+    def check_accuracy(
+        self, X: Any, y: Any, num_samples: int | None = None, batch_size: int = 100
+    ) -> float:
+        """Fraction of rows whose highest score is the label.
+
+        X: (N, ...) and y: (N,), host or backend arrays. With ``num_samples``
+        < N a random subset of that size is scored (drawn from the solver's
+        accuracy generator, with replacement as in CS231n). Scores are taken
+        in test mode; the count stays on the device and is read once.
+        """
+        split = X if isinstance(X, _Split) else _Split("X", X, "y", y)
+        if num_samples is not None and split.n > num_samples:
+            split = split.subset(self._eval_rng.integers(split.n, size=num_samples))
+        backend, dtype = self._backend(), self._dtype()
+        batch_size = _positive_int("batch_size", batch_size)
+        correct = None
+        for start in range(0, split.n, batch_size):
+            X_batch, y_batch = split.rows(start, start + batch_size, backend, dtype)
+            scores = self.model.loss(X_batch)
+            xp = backends.get_namespace(scores=scores, y=y_batch)
+            hits = xp.sum(xp.astype(xp.argmax(scores, axis=1) == y_batch, xp.int64))
+            correct = hits if correct is None else correct + hits
+        return 0.0 if correct is None else int(correct) / split.n
+
+    def _check_and_save(self) -> tuple[float, float]:
+        """The per-epoch check: accuracies, best params, checkpoint."""
+        self._check_params_finite()
+        train_acc = self.check_accuracy(self._train, None, num_samples=self.num_train_samples)
+        val_acc = self.check_accuracy(self._val, None, num_samples=self.num_val_samples)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        self.acc_iterations.append(self.iteration)
+        if val_acc > self.best_val_acc or not self.best_params:
+            self.best_val_acc = max(val_acc, self.best_val_acc)
+            self._snapshot()
+        self._save_checkpoint()
+        return train_acc, val_acc
+
+    def train(self) -> None:
+        """Run the optimisation (continuing where a checkpoint left off).
+
+        Raises TrainingDiverged (the model then holds the best params) when a
+        loss or parameter becomes NaN or infinite.
+        """
+        num_iterations = self.num_iterations
+        bar = self._progress_bar(num_iterations)
+        try:
+            for t in range(self.iteration, num_iterations):
+                self._step()
+                self.iteration = t + 1
+                epoch_end = (t + 1) % self.iterations_per_epoch == 0
+                check = t == 0 or t == num_iterations - 1 or epoch_end
+                report = t % self.print_every == 0
+                if report or check:
+                    self._flush()
+                if report:
+                    self._report_loss(bar, t, num_iterations)
+                if epoch_end:
+                    self.epoch += 1
+                    for config in self.optim_configs.values():
+                        # The built-in rules have stored their default rate by now.
+                        if "learning_rate" in config:
+                            config["learning_rate"] *= self.lr_decay
+                if check:
+                    train_acc, val_acc = self._check_and_save()
+                    self._report_accuracy(bar, train_acc, val_acc)
+                if bar is not None:
+                    bar.update(1)
+            self._flush()
+        finally:
+            self._flush(check=False)  # interrupted: keep what was computed
+            if bar is not None:
+                bar.close()
+        self._restore_best()
+
+    # -------------------------------------------------------------- reporting
+    def _progress_bar(self, total: int) -> Any:
+        show = self.progress
+        if show is None:
+            show = self.verbose and sys.stdout.isatty()
+        if not show or self.iteration >= total:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=self.iteration, file=sys.stdout, desc="train", unit="it")
+
+    def _report_loss(self, bar: Any, t: int, num_iterations: int) -> None:
+        loss = self.loss_history[-1]
+        if bar is not None:
+            bar.set_postfix(self._postfix(loss), refresh=False)
+        elif self.verbose:
+            print(f"(Iteration {t + 1} / {num_iterations}) loss: {loss:f}")
+
+    def _report_accuracy(self, bar: Any, train_acc: float, val_acc: float) -> None:
+        line = (
+            f"(Epoch {self.epoch} / {self.num_epochs}) "
+            f"train acc: {train_acc:f}; val_acc: {val_acc:f}"
+        )
+        if bar is not None:
+            bar.set_postfix(self._postfix(self.loss_history[-1]), refresh=False)
+            if self.verbose:
+                bar.write(line, file=sys.stdout)
+        elif self.verbose:
+            print(line)
+
+    def _postfix(self, loss: float) -> dict[str, str]:
+        out = {"epoch": f"{self.epoch}/{self.num_epochs}", "loss": f"{loss:.4f}"}
+        if self.train_acc_history:
+            out["train_acc"] = f"{self.train_acc_history[-1]:.3f}"
+            out["val_acc"] = f"{self.val_acc_history[-1]:.3f}"
+        return out
+
+    def history(self) -> dict[str, Any]:
+        """The curves for plotting, as plain Python numbers.
+
+        Keys: ``loss_history`` (per iteration), ``train_acc_history``,
+        ``val_acc_history``, ``acc_iterations`` (iteration count at each
+        accuracy check), ``acc_epochs`` (epoch at each check, fractional for
+        the first-iteration check), ``iterations_per_epoch``, ``best_val_acc``.
+        """
+        ipe = self.iterations_per_epoch
+        return {
+            "loss_history": list(self.loss_history),
+            "train_acc_history": list(self.train_acc_history),
+            "val_acc_history": list(self.val_acc_history),
+            "acc_iterations": list(self.acc_iterations),
+            "acc_epochs": [it / ipe for it in self.acc_iterations],
+            "iterations_per_epoch": ipe,
+            "best_val_acc": self.best_val_acc,
+        }
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything a checkpoint holds, as host numpy arrays and Python values."""
+        model = self.model
+        if hasattr(model, "state_dict"):
+            model_state = model.state_dict()
+        else:
+            model_state = {"params": backends.to_backend(model.params, "numpy")}
+        best_norm = self._best_norm_params
+        rule = self.update_rule_name
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "model_class": type(model).__name__,
+            "model": model_state,
+            "settings": {
+                **{k: getattr(self, k) for k in _RESUMABLE if k != "update_rule"},
+                "update_rule": rule if isinstance(rule, str) else None,
+                "update_rule_repr": getattr(rule, "__qualname__", repr(rule)),
+                "seed": self.seed,
+            },
+            "optim_configs": backends.to_backend(self.optim_configs, "numpy"),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "num_train": self._train.n,
+            "rng": {
+                "batch": self._batch_rng.bit_generator.state,
+                "eval": self._eval_rng.bit_generator.state,
+            },
+            "loss_history": list(self.loss_history),
+            "train_acc_history": list(self.train_acc_history),
+            "val_acc_history": list(self.val_acc_history),
+            "acc_iterations": list(self.acc_iterations),
+            "best_val_acc": self.best_val_acc,
+            "best_params": backends.to_backend(self.best_params, "numpy"),
+            "best_norm_params": None
+            if best_norm is None
+            else [
+                {k: v for k, v in backends.to_backend(p, "numpy").items() if backends.is_array(v)}
+                for p in best_norm
+            ],
+        }
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_name is None:
+            return
+        path = Path(self.checkpoint_name)
+        state = self.checkpoint_state()
+        _atomic_pickle(state, path)
+        if self.keep_checkpoints:
+            kept = path.with_name(f"{path.stem}_epoch_{self.epoch}{path.suffix}")
+            _atomic_pickle(state, kept)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Load a checkpoint into this solver and its model, to continue with ``train()``.
+
+        The model must have the same architecture (parameter names and shapes)
+        as the one saved; it keeps its current backend.
+        """
+        state = read_checkpoint(path)
+        model = self.model
+        backend = self._backend()
+        if hasattr(model, "load_state_dict"):
+            model.load_state_dict(state["model"])
+        else:
+            model.params = backends.to_backend(state["model"]["params"], backend)
+        if state["num_train"] != self._train.n:
+            warnings.warn(
+                f"checkpoint {str(path)!r} was trained on {state['num_train']} rows, X_train "
+                f"has {self._train.n}: the run will not repeat the original one",
+                stacklevel=2,
+            )
+        self.optim_configs = backends.to_backend(state["optim_configs"], backend)
+        self.epoch = state["epoch"]
+        self.iteration = state["iteration"]
+        self._batch_rng.bit_generator.state = state["rng"]["batch"]
+        self._eval_rng.bit_generator.state = state["rng"]["eval"]
+        self._pending = []
+        self.loss_history = list(state["loss_history"])
+        self.train_acc_history = list(state["train_acc_history"])
+        self.val_acc_history = list(state["val_acc_history"])
+        self.acc_iterations = list(state["acc_iterations"])
+        self.best_val_acc = state["best_val_acc"]
+        self.best_params = backends.to_backend(state["best_params"], backend)
+        best_norm = state["best_norm_params"]
+        self._best_norm_params = (
+            None if best_norm is None else [backends.to_backend(p, backend) for p in best_norm]
+        )
+
+    @classmethod
+    def resume(
+        cls, path: str | os.PathLike, model: Any, data: dict[str, Any], **kwargs: Any
+    ) -> Solver:
+        """A Solver continuing the run saved at ``path``; call ``train()`` on it.
+
+        The saved settings (update rule, optim_config, lr_decay, batch_size,
+        num_epochs, sample counts, print_every, seed) are reused unless given in
+        ``kwargs``; a callable update rule is not saved and must be passed again.
+        """
+        state = read_checkpoint(path)
+        settings = dict(state["settings"])
+        if settings.get("update_rule") is None and "update_rule" not in kwargs:
+            raise ValueError(
+                f"checkpoint {str(path)!r} was trained with the callable update rule "
+                f"{settings.get('update_rule_repr')!r}: pass it again as update_rule=..."
+            )
+        settings.pop("update_rule_repr", None)
+        settings.update(kwargs)
+        solver = cls(model, data, **settings)
+        solver.load_checkpoint(path)
+        return solver
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The dict saved by a Solver checkpoint (host numpy arrays). Trusted files only."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    with open(path, "rb") as f:
+        state = pickle.load(f)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{str(path)!r} is not an xplayers Solver checkpoint")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has format version {state.get('version')}, "
+            f"this xplayers reads version {CHECKPOINT_VERSION}"
+        )
+    return state
+
+
+def _atomic_pickle(obj: Any, path: Path) -> None:
+    """Write ``obj`` to ``path`` so that readers see the old file or the new one, whole."""
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Device copies of a dict of arrays (no host round trip)."""
+    if not params:
+        return {}
+    xp = backends.get_namespace(**{f"params[{k!r}]": v for k, v in params.items()})
+    return {k: xp.asarray(v, copy=True) for k, v in params.items()}
+
+
+def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < (0 if allow_zero else 1):
+        want = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"{name} must be {want} integer, got {value!r}")
+    return int(value)
