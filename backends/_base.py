@@ -63,6 +63,10 @@ class Backend:
     def device_name(self, device: Any = None) -> str:
         return "cpu"
 
+    def on_cpu(self, x: Any) -> bool:
+        """True when array ``x`` lives in host memory."""
+        return True
+
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on CPU libraries)."""
 

@@ -53,6 +53,9 @@ class CupyBackend(Backend):
         name = props["name"]
         return f"cuda:{dev.id} ({name.decode() if isinstance(name, bytes) else name})"
 
+    def on_cpu(self, x: Any) -> bool:
+        return False
+
     def synchronize(self) -> None:
         import cupy
 

@@ -48,6 +48,9 @@ class TorchBackend(Backend):
             return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
         return str(device)
 
+    def on_cpu(self, x: Any) -> bool:
+        return x.device.type == "cpu"
+
     def synchronize(self) -> None:
         import torch
 

@@ -24,9 +24,10 @@ import backends
 from xplayers.cli import DEFAULT_HIDDEN_DIMS, DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_SCALE
 from xplayers.data import get_digits_data
 from xplayers.models import FullyConnectedNet
+from xplayers.plotting import plot_comparison
 from xplayers.solver import Solver
 
-__all__ = ["build_fc", "digits", "example_parser", "parse_args", "report", "train"]
+__all__ = ["build_fc", "digits", "example_parser", "parse_args", "plot_runs", "report", "train"]
 
 
 def example_parser(
@@ -128,3 +129,10 @@ def report(label: str, solver: Solver) -> None:
         f"{label:<24} final loss {solver.loss_history[-1]:.4f}   "
         f"train acc {solver.train_acc_history[-1]:.3f}   best val acc {solver.best_val_acc:.3f}"
     )
+
+
+def plot_runs(runs: dict[str, Solver], path: Path, title: str) -> Path:
+    """One PNG comparing the runs' curves; says where it went."""
+    written = plot_comparison(runs, path, title=title)
+    print(f"wrote {written}")
+    return written

@@ -18,10 +18,9 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-from _common import build_fc, digits, example_parser, parse_args, train
+from _common import build_fc, digits, example_parser, parse_args, plot_runs, train
 
 import backends
-from xplayers.plotting import plot_comparison
 
 
 def _backend_list(text: str) -> list[str]:
@@ -74,10 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"{name} vs {ref}: max |loss difference| {loss_gap:.3e} over {len(ref_loss)} steps")
         print(f"{name} vs {ref}: max |weight difference| {weight_gap:.3e}")
-    path = plot_comparison(
-        runs, args.out / "backend_parity.png", title="The same seeded run on each backend"
-    )
-    print(f"wrote {path}")
+    plot_runs(runs, args.out / "backend_parity.png", title="The same seeded run on each backend")
     return 0
 
 

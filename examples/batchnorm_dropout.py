@@ -18,9 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from _common import build_fc, digits, example_parser, parse_args, report, train
-
-from xplayers.plotting import plot_comparison
+from _common import build_fc, digits, example_parser, parse_args, plot_runs, report, train
 
 SMALL_TRAIN = 200  # images in the dropout experiment's training set
 
@@ -54,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model, data, epochs=args.epochs, seed=args.seed, learning_rate=1e-3
         )
         report(label, norm_runs[label])
-    path = plot_comparison(norm_runs, args.out / "batchnorm.png", title="Batch normalization")
-    print(f"wrote {path}\n")
+    plot_runs(norm_runs, args.out / "batchnorm.png", title="Batch normalization")
+    print()
 
     small = {
         **data,
@@ -78,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=50,
         )
         report(label, drop_runs[label])
-    path = plot_comparison(drop_runs, args.out / "dropout.png", title="Dropout on 200 images")
-    print(f"wrote {path}")
+    plot_runs(drop_runs, args.out / "dropout.png", title="Dropout on 200 images")
     return 0
 
 

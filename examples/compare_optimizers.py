@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from _common import build_fc, digits, example_parser, parse_args, report, train
+from _common import build_fc, digits, example_parser, parse_args, plot_runs, report, train
 
 from xplayers.cli import DEFAULT_LEARNING_RATES
-from xplayers.plotting import plot_comparison
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,10 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model, data, epochs=args.epochs, seed=args.seed, update_rule=rule
         )
         report(f"{rule} (lr {lr:g})", solver)
-    path = plot_comparison(
-        runs, args.out / "compare_optimizers.png", title="Update rules on digits"
-    )
-    print(f"wrote {path}")
+    plot_runs(runs, args.out / "compare_optimizers.png", title="Update rules on digits")
     return 0
 
 

@@ -28,6 +28,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    selected_backends(config)  # a bad --backend stops the run before collection
+
+
 def selected_backends(config: pytest.Config) -> list[str]:
     opt = config.getoption("--backend")
     if not opt:

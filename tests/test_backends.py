@@ -157,3 +157,30 @@ def test_available_backends_without_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert "'numpy'" in out.stdout and "'torch'" not in out.stdout
+
+
+@pytest.mark.parametrize(
+    "probe, reason",
+    [
+        ("return False", "no CUDA device answers"),
+        ("raise RuntimeError('cudaErrorNoDevice')", "CUDA failed: cudaErrorNoDevice"),
+    ],
+)
+def test_cupy_without_a_gpu_is_unavailable_not_a_crash(tmp_path: Path, probe, reason) -> None:
+    """CuPy imports on machines without a driver; detection must say so and move on."""
+    pkg = tmp_path / "cupy"
+    (pkg / "cuda").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from . import cuda\n")
+    (pkg / "cuda" / "__init__.py").write_text(f"def is_available():\n    {probe}\n")
+    code = (
+        "import backends, xplayers; print(xplayers.available_backends()); "
+        "print(dict((n, i) for n, ok, i in backends.describe())['cupy']); "
+        "print(xplayers.default_backend())"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    env.pop("XPLAYERS_BACKEND", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    listed, why, default = out.stdout.strip().splitlines()
+    assert "cupy" not in listed and reason in why and default == "numpy"

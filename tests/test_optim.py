@@ -95,3 +95,25 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="unknown update_rule 'adamw'"):
         optim.get_update_rule("adamw")
     assert optim.get_update_rule("adam") is optim.adam
+
+
+@pytest.mark.parametrize("rule", [optim.sgd_momentum, optim.rmsprop, optim.adam], ids=repr)
+def test_cache_blocked_update_equals_whole_array_update(rule, backend, monkeypatch) -> None:
+    """On a CPU large params are updated in row blocks; the numbers must not change."""
+    rng = np.random.default_rng(4)
+    host_w, host_dw = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
+
+    def three_steps():
+        w, config = backend.asarray(host_w), {"learning_rate": 1e-2}
+        for _ in range(3):
+            w, config = rule(w, backend.asarray(host_dw), config)
+        return backend.numpy(w), {k: backend.numpy(v) for k, v in config.items() if v is not None}
+
+    whole = three_steps()
+    monkeypatch.setattr(optim, "_BLOCK_ELEMENTS", 10)  # 2 rows of 5 per block, 4 blocks
+    assert backends.cache_block_rows(backend.asarray(host_w), 10) in (2, None)
+    blocked = three_steps()
+    np.testing.assert_array_equal(blocked[0], whole[0])
+    for key, value in whole[1].items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(blocked[1][key], value, err_msg=key)

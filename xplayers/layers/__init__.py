@@ -4,7 +4,7 @@
 Every function takes its Array API namespace from its inputs.
 """
 
-from .affine import affine_backward, affine_forward
+from .affine import affine_backward, affine_forward, affine_param_grads
 from .batchnorm import batchnorm_backward, batchnorm_backward_alt, batchnorm_forward
 from .conv import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
 from .dropout import dropout_backward, dropout_forward
@@ -35,6 +35,7 @@ from .spatial_norm import (
 __all__ = [
     "affine_backward",
     "affine_forward",
+    "affine_param_grads",
     "affine_relu_backward",
     "affine_relu_forward",
     "batchnorm_backward",

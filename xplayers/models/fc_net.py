@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_shape, namespace
 from ..layers import (
     affine_backward,
     affine_forward,
+    affine_param_grads,
     batchnorm_backward_alt,
     batchnorm_forward,
     dropout_backward,
@@ -38,19 +38,6 @@ _NORMALIZATIONS = {
     "batchnorm": (batchnorm_forward, batchnorm_backward_alt),
     "layernorm": (layernorm_forward, layernorm_backward),
 }
-
-
-def _affine_param_grads(dout: Any, cache: tuple) -> tuple[Any, Any]:
-    """dw, db of an affine layer without its dx.
-
-    The first layer's input (the data) needs no gradient; its dx would be an
-    (N, D) matmul as large as the dw one, about 30 % of a CIFAR-sized step.
-    """
-    x, w, _ = cache
-    xp = namespace(dout=dout, x=x)
-    n = x.shape[0]
-    check_shape("dout", dout, (n, w.shape[1]), "(N, M) of the forward output")
-    return xp.reshape(x, (n, -1)).T @ dout, xp.sum(dout, axis=0)
 
 
 class FullyConnectedNet(Model):
@@ -173,7 +160,7 @@ class FullyConnectedNet(Model):
         loss, dscores = softmax_loss(scores, y)
         grads: dict[str, Any] = {}
         if last == 1:  # no hidden layer: the data is the only input
-            grads["W1"], grads["b1"] = _affine_param_grads(dscores, last_cache)
+            grads["W1"], grads["b1"] = affine_param_grads(dscores, last_cache)
         else:
             dh, grads[f"W{last}"], grads[f"b{last}"] = affine_backward(dscores, last_cache)
         for i in range(last - 1, 0, -1):
@@ -184,7 +171,7 @@ class FullyConnectedNet(Model):
             if norm_backward is not None:
                 dh, grads[f"gamma{i}"], grads[f"beta{i}"] = norm_backward(dh, norm_cache)
             if i == 1:
-                grads["W1"], grads["b1"] = _affine_param_grads(dh, fc_cache)
+                grads["W1"], grads["b1"] = affine_param_grads(dh, fc_cache)
             else:
                 dh, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dh, fc_cache)
 
