@@ -33,8 +33,10 @@ __all__ = [
     "get_backend",
     "get_namespace",
     "is_array",
+    "matmul_into",
     "numpy_dtype",
     "resolve_dtype",
+    "slices_are_views",
     "synchronize",
     "to_backend",
     "to_numpy",
@@ -152,16 +154,35 @@ def _describe_array(x: Any) -> str:
     return f"{where} array of shape {tuple(shape) if shape is not None else '?'} and dtype {dtype}"
 
 
+_SCALARS = (int, float, bool, type(None))
+
+
 def get_namespace(*arrays: Any, **named: Any) -> ModuleType:
-    """The Array API namespace shared by the arrays (None entries ignored).
+    """The Array API namespace shared by the arrays (None and Python scalars ignored).
 
     Keyword arguments name the arrays, so a mixed call says which argument
-    came from which backend: ``get_namespace(x=x, w=w)``.
+    came from which backend: ``get_namespace(x=x, w=w)``. Layers call this on
+    every forward and backward, so the common case is a few dict lookups.
     """
+    found = None
+    for a in (*arrays, *named.values()):
+        if type(a) in _SCALARS:
+            continue
+        b = _BY_TYPE.get(type(a)) or _adapter_of(a)
+        if b is None or (found is not None and b is not found):
+            _raise_mixed(arrays, named)
+        found = b
+    if found is None:
+        raise BackendError("no arrays given: cannot tell which backend to use")
+    return found.namespace()
+
+
+def _raise_mixed(arrays: tuple, named: dict[str, Any]) -> None:
+    """The slow path of get_namespace: say which argument is what."""
     items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named.items())
     found: dict[str, tuple[str, Any]] = {}
     for label, a in items:
-        if a is None or isinstance(a, (int, float, bool)):
+        if type(a) in _SCALARS:
             continue
         b = _adapter_of(a)
         if b is None:
@@ -170,16 +191,11 @@ def get_namespace(*arrays: Any, **named: Any) -> ModuleType:
                 f"({list(BACKEND_NAMES)}); convert it with xplayers.asarray first"
             )
         found.setdefault(b.name, (label, a))
-    if not found:
-        raise BackendError("no arrays given: cannot tell which backend to use")
-    if len(found) > 1:
-        parts = ", ".join(f"{label} is a {_describe_array(a)}" for label, a in found.values())
-        raise BackendError(
-            f"arrays of several backends mixed in one call ({parts}); "
-            f"move them to one backend with xplayers.to_backend(...)"
-        )
-    (name,) = found
-    return _ADAPTERS[name].namespace()
+    parts = ", ".join(f"{label} is a {_describe_array(a)}" for label, a in found.values())
+    raise BackendError(
+        f"arrays of several backends mixed in one call ({parts}); "
+        f"move them to one backend with xplayers.to_backend(...)"
+    )
 
 
 def resolve_dtype(xp: ModuleType, dtype: Any) -> Any:
@@ -270,6 +286,28 @@ def cache_block_rows(x: Any, elements: int) -> int | None:
     for d in x.shape[1:]:
         row *= d
     return max(1, elements // max(row, 1))
+
+
+def matmul_into(a: Any, b: Any, out: Any) -> Any:
+    """``out[...] = a @ b`` for 2-d arrays of one backend and dtype; returns ``out``.
+
+    Where the library's matmul takes ``out=`` (numpy, cupy, torch) the product
+    is written straight into ``out``, so a reused work buffer saves a fresh
+    allocation (and its page faults) per call; elsewhere a temporary is assigned.
+    """
+    adapter = _adapter_of(out)
+    if adapter is None:
+        raise BackendError(f"matmul_into needs an array for out, got {type(out).__name__}")
+    return adapter.matmul_into(a, b, out)
+
+
+def slices_are_views(x: Any) -> bool:
+    """True when basic slices of ``x`` share its memory, so in-place updates of a
+    slice reach ``x`` (numpy, torch, cupy). The standard leaves this open;
+    array_api_strict answers False so code paths that rely on it get tested.
+    """
+    b = _adapter_of(x)
+    return b is not None and b.slices_are_views
 
 
 def synchronize(*names: str) -> None:

@@ -18,6 +18,8 @@ class Backend:
     """One array library as xplayers sees it. Subclasses fill in the hooks."""
 
     name: str = ""
+    #: Basic slices share the array's memory (in-place updates reach the parent).
+    slices_are_views: bool = True
 
     def __init__(self) -> None:
         self._reason: str | None = None
@@ -99,6 +101,16 @@ class Backend:
         return self._global_rng
 
     # ------------------------------------------------------- fast-path hooks
+    def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
+        """``out[...] = a @ b`` for 2-d arrays; returns ``out``.
+
+        Libraries whose matmul takes ``out=`` write the product straight into
+        the (reused) buffer, saving a fresh allocation per call; the portable
+        fallback assigns a temporary.
+        """
+        out[...] = a @ b
+        return out
+
     def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any | None:
         """Read-only (N, C, Ho, Wo, kh, kw) window view of ``x``, or None.
 

@@ -85,6 +85,11 @@ class CupyBackend(Backend):
         with cupy.cuda.Device(device.id if hasattr(device, "id") else 0):
             return gen.random(shape, dtype=dtype)
 
+    def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
+        import cupy
+
+        return cupy.matmul(a, b, out=out)
+
     def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any:
         from cupy.lib.stride_tricks import as_strided
 

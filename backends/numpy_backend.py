@@ -34,6 +34,9 @@ class NumpyBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
+    def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
+        return np.matmul(a, b, out=out)
+
     def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any:
         windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
         return windows[:, :, ::stride, ::stride]

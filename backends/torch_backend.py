@@ -79,6 +79,11 @@ class TorchBackend(Backend):
             gen.seed()
         return torch.rand(shape, generator=gen, device=device, dtype=dtype)
 
+    def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
+        import torch
+
+        return torch.matmul(a, b, out=out)
+
     def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any:
         # unfold gives a strided view (N, C, Ho, Wo, kh, kw) without copying.
         return x.unfold(2, kh, stride).unfold(3, kw, stride)

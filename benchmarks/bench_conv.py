@@ -38,6 +38,7 @@ from xplayers.layers.conv import (
 CONV_SHAPES = [  # x shape, w shape, stride, pad
     ((128, 3, 32, 32), (32, 3, 7, 7), 1, 3),
     ((128, 64, 32, 32), (64, 64, 3, 3), 1, 1),
+    # 16 + 2 - 3 = 15 is not a multiple of 2: needs conv_param['truncate'] (floor, as torch).
     ((128, 64, 16, 16), (128, 64, 3, 3), 2, 1),
 ]
 NAIVE_SHAPE = ((100, 3, 31, 31), (25, 3, 3, 3), 2, 1)
@@ -123,7 +124,10 @@ def row(label: str, ours: float, ref: float | None, flops: float | None, peak: f
 def bench_conv(s: Setup, repeats: int, peak: float, rng: np.random.Generator) -> None:
     print(f"\nconvolution (ref = torch conv2d on {s.tdevice or 'n/a'}; ratio = ours / ref)")
     for xs, ws, stride, pad in CONV_SHAPES:
-        t = _conv_case(s, xs, ws, {"stride": stride, "pad": pad}, repeats, rng)
+        param = {"stride": stride, "pad": pad}
+        if (xs[2] + 2 * pad - ws[2]) % stride or (xs[3] + 2 * pad - ws[3]) % stride:
+            param["truncate"] = True
+        t = _conv_case(s, xs, ws, param, repeats, rng)
         flops = conv_flops(xs, ws, stride, pad)
         print(f"x{xs} w{ws} s{stride} p{pad}")
         row("  forward", t["fwd"], t.get("tfwd"), flops, peak)

@@ -25,8 +25,9 @@ Fairness rules (see /work/shared/PERFORMANCE.md for why they matter):
   spread is the inter-quartile range. On a GPU every step ends with a device
   synchronize before its timer stops.
 
-Besides the headline ratio (target <= 1.0) the table shows what the
-conformance backend (array_api_strict) and our layers on torch tensors
+Besides the headline ratio (target <= 1.0) the table shows the same step
+hand-written in plain NumPy (what the library's layers must not add to), and
+what the conformance backend (array_api_strict) and our layers on torch tensors
 (backend "torch") cost relative to our NumPy run.
 """
 
@@ -198,6 +199,55 @@ def torch_steps(device: str, X_host: Any, y_host: Any) -> Steps:
     return Steps(step, gradients, opt.step)
 
 
+def plain_numpy_steps(X: Any, y: Any) -> Steps:
+    """The same step hand-written in NumPy, as a CS231n student would (first dx
+    skipped, Adam as in the course): what "the library adds nothing" is measured against."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    dims = [INPUT_DIM, *HIDDEN, NUM_CLASSES]
+    params = []
+    for d_in, d_out in itertools.pairwise(dims):
+        params += [1e-2 * rng.standard_normal((d_in, d_out), dtype=np.float32)]
+        params += [np.zeros(d_out, dtype=np.float32)]
+    state = [[np.zeros_like(p), np.zeros_like(p), 0] for p in params]
+    grads: list[Any] = []
+
+    def gradients() -> None:
+        hs = [X]
+        for i in range(0, len(params) - 2, 2):
+            hs.append(np.maximum(hs[-1] @ params[i] + params[i + 1], 0))
+        scores = hs[-1] @ params[-2] + params[-1]
+        scores -= scores.max(axis=1, keepdims=True)
+        probs = np.exp(scores)
+        probs /= probs.sum(axis=1, keepdims=True)
+        probs[np.arange(len(y)), y] -= 1
+        d = probs / len(y)
+        out: list[Any] = [None] * len(params)
+        for i in range(len(params) - 2, -1, -2):
+            out[i], out[i + 1] = hs[i // 2].T @ d, d.sum(axis=0)
+            if i:
+                d = (d @ params[i].T) * (hs[i // 2] > 0)
+        grads[:] = out
+
+    def update() -> None:
+        for k, (p, g) in enumerate(zip(params, grads, strict=True)):
+            m, v, t = state[k]
+            t += 1
+            m[...] = 0.9 * m + 0.1 * g
+            v[...] = 0.999 * v + 0.001 * (g * g)
+            mh, vh = m / (1 - 0.9**t), v / (1 - 0.999**t)
+            params[k] = p - LEARNING_RATE * mh / (np.sqrt(vh) + 1e-8)
+            state[k][2] = t
+
+    def step() -> None:
+        gradients()
+        update()
+
+    gradients()
+    return Steps(step, gradients, update)
+
+
 def _warn_if_busy(threads: int) -> None:
     """Say so when other processes compete for the cores: torch's OpenMP threads
     spin-wait on each other, so a busy machine slows torch far more than NumPy
@@ -243,11 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     def sync_of(name: str) -> Callable[[], None]:
         if name == "torch native":
             return torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+        if name == "plain numpy":
+            return lambda: None
         return lambda: backends.synchronize(name)
 
     ours = args.backend
     steps = {ours: xplayers_steps(ours, X_host, y_host)}
     steps["torch native"] = torch_steps(torch_device, X_host, y_host)
+    if ours == "numpy":
+        steps["plain numpy"] = plain_numpy_steps(X_host, y_host)
     if not args.no_extra:
         # array_api_strict runs on the CPU only: no use as a yardstick for a GPU run.
         extras = ("torch",) if ours == "cupy" else ("array_api_strict", "torch")
@@ -286,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     ref, base = by_name["torch native"], by_name[ours]
     print(f"{'full step':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}{'/ ' + ours:>10}")
     for c in contenders:
-        label = "torch native (autograd + Adam)" if c is ref else f"xplayers on {c.name}"
+        label = {
+            "torch native": "torch native (autograd + Adam)",
+            "plain numpy": "hand-written numpy step",
+        }.get(c.name, f"xplayers on {c.name}")
         print(
             f"{label:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}"
             f"{c.median / ref.median:>9.2f}{c.median / base.median:>10.2f}"
@@ -302,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     ratio = base.median / ref.median
     verdict = "meets" if ratio <= 1.0 else "misses"
     print(f"\nratio xplayers[{ours}] / torch native = {ratio:.2f} ({verdict} the target <= 1.0)")
+    if "plain numpy" in by_name:
+        plain = by_name["plain numpy"].median
+        print(f"xplayers[numpy] / hand-written numpy = {base.median / plain:.2f}")
     for name in ("array_api_strict", "torch"):
         if name in by_name:
             overhead = by_name[name].median / base.median

@@ -21,9 +21,9 @@ IMPLS = {
     "fast": (conv_forward_fast, conv_backward_fast),
 }
 
-# x shape, w shape, stride, pad: 3x3 stride 1 takes the Winograd route of the
-# fast layer, the others the column route; odd sizes, pad 0, stride 2 and 3,
-# a stride that leaves rows over (floored, as torch does) and non-square shapes.
+# x shape, w shape, stride, pad: odd sizes, pad 0, stride 2 and 3, strides that
+# leave rows over (accepted with truncate=True, floored as torch does) and
+# non-square shapes.
 GRAD_SHAPES = [
     ((2, 3, 5, 5), (2, 3, 3, 3), 1, 1),
     ((2, 2, 7, 6), (3, 2, 3, 2), 2, 0),
@@ -31,6 +31,15 @@ GRAD_SHAPES = [
     ((2, 1, 7, 8), (2, 1, 3, 3), 2, 1),
     ((1, 2, 8, 7), (2, 2, 3, 3), 3, 2),
 ]
+
+
+def cparam(xs, ws, stride, pad):
+    """conv_param for a case; ``truncate`` only where the stride leaves rows over."""
+    spans = (xs[2] + 2 * pad - ws[2], xs[3] + 2 * pad - ws[3])
+    param = {"stride": stride, "pad": pad}
+    if any(span % stride for span in spans):
+        param["truncate"] = True
+    return param
 
 
 def reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int):
@@ -62,7 +71,7 @@ def test_forward_matches_reference(backend, impl):
     for xs, ws, s, p in GRAD_SHAPES:
         x, w, b = make(rng, xs, ws)
         out, _ = fwd(
-            backend.asarray(x), backend.asarray(w), backend.asarray(b), {"stride": s, "pad": p}
+            backend.asarray(x), backend.asarray(w), backend.asarray(b), cparam(xs, ws, s, p)
         )
         np.testing.assert_allclose(
             backend.numpy(out), reference_conv(x, w, b, s, p), rtol=1e-12, atol=1e-12
@@ -76,7 +85,7 @@ def test_numerical_gradients(backend, impl, case):
     xs, ws, s, p = GRAD_SHAPES[case]
     rng = np.random.default_rng(case)
     x, w, b = (backend.asarray(a) for a in make(rng, xs, ws))
-    param = {"stride": s, "pad": p}
+    param = cparam(xs, ws, s, p)
     out, cache = fwd(x, w, b, param)
     dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
     dx, dw, db = bwd(dout, cache)
@@ -104,7 +113,7 @@ def test_naive_equals_fast(n, c, f, h, w, hh, ww, stride, pad, seed):
         return
     rng = np.random.default_rng(seed)
     x, wt, b = make(rng, (n, c, h, w), (f, c, hh, ww))
-    param = {"stride": stride, "pad": pad}
+    param = {"stride": stride, "pad": pad, "truncate": True}
     out_n, cache_n = conv_forward_naive(x, wt, b, param)
     out_f, cache_f = conv_forward_fast(x, wt, b, param)
     np.testing.assert_allclose(out_f, out_n, rtol=1e-10, atol=1e-10)
@@ -127,7 +136,7 @@ def test_parity_with_numpy(other_backend, numpy_case, impl, dtype, tol):
         results = []
         for case in (numpy_case, other_backend):
             args = [case.asarray(a) for a in (x, w, b)]
-            out, cache = fwd(*args, {"stride": s, "pad": p})
+            out, cache = fwd(*args, cparam(xs, ws, s, p))
             grads = bwd(case.asarray(dout), cache)
             results.append([case.numpy(a) for a in (out, *grads)])
         for ref, got in zip(*results, strict=True):
@@ -140,7 +149,7 @@ def test_dtype_and_namespace_preserved(backend, impl):
     rng = np.random.default_rng(2)
     for xs, ws, s, p in GRAD_SHAPES[:2]:
         x, w, b = (backend.asarray(a, "float32") for a in make(rng, xs, ws))
-        out, cache = fwd(x, w, b, {"stride": s, "pad": p})
+        out, cache = fwd(x, w, b, cparam(xs, ws, s, p))
         grads = bwd(backend.asarray(np.ones(tuple(out.shape)), "float32"), cache)
         for name, a in zip(("out", "dx", "dw", "db"), (out, *grads), strict=True):
             assert a.dtype == backend.xp.float32, f"{name} is {a.dtype}"
@@ -155,7 +164,7 @@ def test_fast_matches_torch(case):
     xs, ws, s, p = case
     rng = np.random.default_rng(3)
     x, w, b = make(rng, xs, ws)
-    out, cache = conv_forward_fast(x, w, b, {"stride": s, "pad": p})
+    out, cache = conv_forward_fast(x, w, b, cparam(xs, ws, s, p))
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     tout = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
     np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-10)
@@ -213,3 +222,104 @@ def test_mixed_backends_raise_backend_error():
     x, w, b = _args()
     with pytest.raises(backends.BackendError, match=r"x is a numpy.*w is a torch"):
         conv_forward_fast(x, torch.tensor(w), b, {"stride": 1, "pad": 1})
+
+
+# ------------------------------------------------- stride tiling / truncate
+@pytest.mark.parametrize("fwd", [conv_forward_naive, conv_forward_fast])
+def test_stride_that_does_not_tile_raises(fwd):
+    # The benchmark's third shape: 16 + 2*1 - 3 = 15 is odd, stride 2.
+    x, w, b = _args((2, 3, 16, 16), (4, 3, 3, 3))
+    match = (
+        r"stride 2 does not tile the padded input height.*= 15 leaves a remainder of 1"
+        r".*shape \(2, 3, 16, 16\).*shape \(4, 3, 3, 3\).*stride=2, pad=1"
+        r".*conv_param\['truncate'\] = True"
+    )
+    with pytest.raises(ValueError, match=match):
+        fwd(x, w, b, {"stride": 2, "pad": 1})
+    x, w, b = _args((2, 3, 9, 8), (4, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"padded input width.*remainder of 2"):
+        fwd(x, w, b, {"stride": 3, "pad": 0})
+    with pytest.raises(ValueError, match=r"truncate'\] must be True or False, got 1"):
+        fwd(x, w, b, {"stride": 1, "pad": 0, "truncate": 1})
+
+
+TRUNCATE_SHAPES = [
+    ((3, 4, 16, 16), (5, 4, 3, 3), 2, 1),
+    ((2, 3, 9, 11), (4, 3, 3, 2), 3, 1),
+    ((2, 2, 10, 7), (3, 2, 4, 4), 4, 2),
+]
+
+
+@pytest.mark.parametrize("case", TRUNCATE_SHAPES)
+def test_truncate_matches_torch_and_naive(backend, case):
+    torch = pytest.importorskip("torch")
+    xs, ws, s, p = case
+    rng = np.random.default_rng(5)
+    x, w, b = make(rng, xs, ws)
+    param = {"stride": s, "pad": p, "truncate": True}
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tout = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p)
+    dout = rng.standard_normal(tuple(tout.shape))
+    tout.backward(torch.tensor(dout))
+    expected = [tout.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()]
+    for fwd, bwd in IMPLS.values():
+        out, cache = fwd(*(backend.asarray(a) for a in (x, w, b)), param)
+        got = [out, *bwd(backend.asarray(dout), cache)]
+        for ours, ref in zip(got, expected, strict=True):
+            np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------ chunking and fast paths
+CHUNK_SHAPES = [
+    ((7, 3, 6, 5), (2, 3, 3, 3), 1, 1),  # F <= C, stride 1: dx by the transposed conv
+    ((7, 2, 6, 5), (4, 2, 3, 2), 1, 0),  # F > C: dx by col2im
+    ((5, 3, 9, 8), (4, 3, 3, 3), 2, 1),  # stride 2, truncated width
+    ((5, 2, 8, 7), (2, 2, 2, 3), 3, 2),  # stride 3 with gaps
+]
+
+
+@pytest.mark.parametrize("case", CHUNK_SHAPES)
+@pytest.mark.parametrize("per_chunk", [1, 2, 3])
+def test_fast_batch_chunks_match_naive(backend, monkeypatch, case, per_chunk):
+    """Tiny chunks (1-3 images, an uneven last one) give the one-chunk results."""
+    from xplayers.layers import conv
+
+    monkeypatch.setattr(conv, "CHUNK_IMAGES", per_chunk)
+    xs, ws, s, p = case
+    rng = np.random.default_rng(6)
+    x, w, b = make(rng, xs, ws)
+    param = cparam(xs, ws, s, p)
+    out_n, cache_n = conv_forward_naive(x, w, b, param)
+    dout = rng.standard_normal(out_n.shape)
+    expected = [out_n, *conv_backward_naive(dout, cache_n)]
+    out, cache = conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
+    got = [out, *conv_backward_fast(backend.asarray(dout), cache)]
+    for ours, ref in zip(got, expected, strict=True):
+        np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_matmul_into_fast_path_equals_portable(monkeypatch):
+    """numpy's matmul(out=) route and the portable ``out[...] = a @ b`` agree."""
+    from xplayers.layers import conv
+
+    monkeypatch.setattr(conv, "CHUNK_IMAGES", 2)
+    rng = np.random.default_rng(7)
+    x, w, b = make(rng, (5, 3, 7, 7), (4, 3, 3, 3))
+    dout = rng.standard_normal((5, 4, 7, 7))
+    param = {"stride": 1, "pad": 1}
+
+    def run():
+        out, cache = conv_forward_fast(x, w, b, param)
+        return [out, *conv_backward_fast(dout, cache)]
+
+    fast = run()
+    monkeypatch.setattr(
+        type(backends.get_backend("numpy")), "matmul_into", backends.Backend.matmul_into
+    )
+    portable = run()
+    for a, p_ in zip(fast, portable, strict=True):
+        np.testing.assert_allclose(a, p_, rtol=1e-13, atol=1e-13)
+    c = np.empty((3, 5))
+    a_, b_ = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+    assert backends.matmul_into(a_, b_.T, c) is c
+    np.testing.assert_allclose(c, a_ @ b_.T, rtol=1e-13)

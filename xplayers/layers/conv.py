@@ -2,18 +2,31 @@
 
 out[n, f, i, j] = b[f] + sum_{c, di, dj} xpad[n, c, i*s + di, j*s + dj] * w[f, c, di, dj]
 
+``conv_param`` holds ``stride`` and ``pad`` and, optionally, ``truncate``
+(default False). As in CS231n, the stride must tile the padded input:
+(H + 2*pad - HH) % stride == 0, and likewise for the width; otherwise a
+ValueError names the shapes, the stride, the pad and the remainder. With
+``truncate=True`` such inputs are accepted and the trailing rows/columns that
+no window reaches are ignored (their dx is zero): Ho = 1 + (H + 2*pad - HH)
+// stride, the floor torch.nn.functional.conv2d uses.
+
 Two implementations share the validation and the padding helper:
 
 * ``conv_forward_naive`` / ``conv_backward_naive``: the readable reference,
   one Python iteration per output position.
-* ``conv_forward_fast`` / ``conv_backward_fast``: no Python loop over the
-  batch, channels or pixels; only over the HH*WW kernel offsets.
+* ``conv_forward_fast`` / ``conv_backward_fast``: matrix products over
+  "flat window" columns built per batch chunk in reused work arrays (see the
+  notes above ``CHUNK_ELEMENTS``); no Python loop over channels or pixels,
+  only over the HH*WW kernel offsets and the batch chunks.
 """
 
 from __future__ import annotations
 
+import threading
 from types import ModuleType
 from typing import Any
+
+import backends
 
 from .._checks import check_floating, check_ndim, check_shape, describe, namespace
 
@@ -44,6 +57,9 @@ def _conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> 
         raise ValueError(f"conv_param['stride'] must be a positive int, got {stride!r}")
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
         raise ValueError(f"conv_param['pad'] must be a non-negative int, got {pad!r}")
+    truncate = conv_param.get("truncate", False)
+    if not isinstance(truncate, bool):
+        raise ValueError(f"conv_param['truncate'] must be True or False, got {truncate!r}")
     _, _, h, wd = x.shape
     _, _, hh, ww = w.shape
     sizes = []
@@ -53,6 +69,15 @@ def _conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> 
             raise ValueError(
                 f"the {k}-wide filter is larger than the padded input {axis} {size + 2 * pad} "
                 f"(x is a {describe(x)}, w is a {describe(w)}, pad={pad})"
+            )
+        if span % stride and not truncate:
+            raise ValueError(
+                f"stride {stride} does not tile the padded input {axis}: ({axis} {size} "
+                f"+ 2*pad {2 * pad} - filter {k}) = {span} leaves a remainder of "
+                f"{span % stride} when divided by the stride (x is a {describe(x)}, w is a "
+                f"{describe(w)}, stride={stride}, pad={pad}); set conv_param['truncate'] = True "
+                f"to ignore the last {span % stride} {'rows' if axis == 'height' else 'columns'}"
+                f" of the padded input that no window reaches (as torch does)"
             )
         sizes.append(span // stride + 1)
     return stride, pad, sizes[0], sizes[1]
@@ -133,6 +158,32 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
 
 # ----------------------------------------------------------------------- fast
+# The fast layer lowers the convolution to matrix products over "flat windows".
+#
+# Phase planes: planes[a, b, c, n, t, u] = xpad[n, c, s*t + a, s*u + b], shape
+# (s, s, C, N, hs, ws). Kernel offset (i, j) meets plane (i % s, j % s) at
+# rows i//s + t and columns j//s + u for output (t, u): a stride-s convolution
+# becomes s*s stride-1 ones. Flattening each plane's (hs, ws) then makes the
+# window of offset (i, j) ONE contiguous run of Ho*ws values starting at
+# (i//s)*ws + j//s: the output is computed on a (Ho, ws) grid whose last
+# ws - Wo columns are junk (they wrap into the next row) and are dropped when
+# the output is written. Copies then run over long contiguous stretches
+# instead of Wo-long rows. A spare row at the end of each plane keeps the
+# last offset's run inside its plane.
+#
+# The batch is processed in chunks of a few MB of columns. Each call
+# allocates its work arrays once and reuses them for every chunk, so they
+# stay in cache, instead of page-faulting matrices of hundreds of MB.
+
+#: Column-matrix elements per batch chunk on a CPU (8 MiB in float32), and at
+#: most this many images per chunk unless that leaves chunks under
+#: MIN_CHUNK_ELEMENTS (measured best on a 2-core AVX-512 machine: many small
+#: images prefer ~1M-element chunks; a few small chunks only add overhead).
+CHUNK_ELEMENTS = 1 << 21
+CHUNK_IMAGES = 16
+MIN_CHUNK_ELEMENTS = 1 << 20
+
+
 def _phase_span(phase: int, stride: int, pad: int, size: int, count: int) -> tuple[int, int, int]:
     """Where input axis positions s*t + phase - pad (t < count) fall inside [0, size).
 
@@ -145,129 +196,266 @@ def _phase_span(phase: int, stride: int, pad: int, size: int, count: int) -> tup
     return t0, i0, min(count - t0, (size - i0 + stride - 1) // stride)
 
 
-def _phase_planes(x: Any, stride: int, pad: int, hs: int, ws: int, xp: ModuleType) -> Any:
-    """x (N, C, H, W) -> zero-padded phase planes (s, s, C, N, hs, ws).
+def _plane_size(hh: int, ww: int, stride: int, ho: int, wo: int) -> tuple[int, int]:
+    """(hs, ws) of the phase planes: every window's rows plus one spare row."""
+    return ho + (hh - 1) // stride + 1, wo + (ww - 1) // stride
 
-    planes[a, b, c, n, t, u] = xpad[n, c, s*t + a, s*u + b]. Every kernel offset
-    (i, j) then reads a plain slice of one plane: a stride-s convolution becomes
-    s*s stride-1 ones, whose windows copy as contiguous rows.
-    """
-    n, c, h, w = x.shape
-    xt = xp.permute_dims(x, (1, 0, 2, 3))
-    planes = xp.zeros((stride, stride, c, n, hs, ws), dtype=x.dtype, device=x.device)
+
+def _phase_slices(stride: int, ph: int, pw: int, h: int, w: int, hs: int, ws: int) -> list:
+    """(a, b, plane rows, plane cols, input rows, input cols) of every non-empty phase."""
+    out = []
     for a in range(stride):
-        t0, r0, nr = _phase_span(a, stride, pad, h, hs)
+        t0, r0, nr = _phase_span(a, stride, ph, h, hs)
         for b in range(stride):
-            u0, c0, nc = _phase_span(b, stride, pad, w, ws)
+            u0, c0, nc = _phase_span(b, stride, pw, w, ws)
             if nr and nc:
-                planes[a, b, :, :, t0 : t0 + nr, u0 : u0 + nc] = xt[
-                    :,
-                    :,
-                    r0 : r0 + stride * (nr - 1) + 1 : stride,
-                    c0 : c0 + stride * (nc - 1) + 1 : stride,
-                ]
-    return planes
+                out.append(
+                    (
+                        a,
+                        b,
+                        slice(t0, t0 + nr),
+                        slice(u0, u0 + nc),
+                        slice(r0, r0 + stride * (nr - 1) + 1, stride),
+                        slice(c0, c0 + stride * (nc - 1) + 1, stride),
+                    )
+                )
+    return out
 
 
-def _unphase(dplanes: Any, shape: tuple[int, ...], stride: int, pad: int, xp: ModuleType) -> Any:
-    """Adjoint of ``_phase_planes``: (s, s, C, N, hs, ws) gradient -> dx (N, C, H, W)."""
-    _, _, h, w = shape
-    hs, ws = dplanes.shape[4], dplanes.shape[5]
-    if stride == 1 and hs == h + 2 * pad and ws == w + 2 * pad:
-        # One plane covering all of xpad: dx is a view, no copy.
-        return xp.permute_dims(dplanes[0, 0, :, :, pad : pad + h, pad : pad + w], (1, 0, 2, 3))
-    dx = xp.zeros(shape, dtype=dplanes.dtype, device=dplanes.device)
-    for a in range(stride):
-        t0, r0, nr = _phase_span(a, stride, pad, h, hs)
-        for b in range(stride):
-            u0, c0, nc = _phase_span(b, stride, pad, w, ws)
-            if nr and nc:
-                dx[
-                    :,
-                    :,
-                    r0 : r0 + stride * (nr - 1) + 1 : stride,
-                    c0 : c0 + stride * (nc - 1) + 1 : stride,
-                ] = xp.permute_dims(dplanes[a, b, :, :, t0 : t0 + nr, u0 : u0 + nc], (1, 0, 2, 3))
-    return dx
+def _covers_input(stride: int, pad: int, size: int, count: int) -> bool:
+    """True when the phase planes along one axis hold every input pixel."""
+    return sum(_phase_span(a, stride, pad, size, count)[2] for a in range(stride)) == size
 
 
-def _offset_window(planes: Any, i: int, j: int, stride: int, ho: int, wo: int) -> Any:
-    """The (C, N, ho, wo) input pixels kernel offset (i, j) meets, as a slice of one plane."""
-    ti, tj = i // stride, j // stride
-    return planes[i % stride, j % stride, :, :, ti : ti + ho, tj : tj + wo]
+def _offsets(hh: int, ww: int, stride: int, ws: int) -> list[tuple[int, int, int, int]]:
+    """(row of w2 within a channel, plane a, plane b, flat window start) per kernel offset."""
+    return [
+        (i * ww + j, i % stride, j % stride, (i // stride) * ws + j // stride)
+        for i in range(hh)
+        for j in range(ww)
+    ]
 
 
-def _columns(planes: Any, hh: int, ww: int, stride: int, ho: int, wo: int, xp: ModuleType) -> Any:
-    """Phase planes -> columns (C*HH*WW, N*Ho*Wo), rows ordered like w flattens.
+def _chunks(n: int, most: int) -> list[tuple[int, int]]:
+    """[n0, n1) ranges covering range(n) in near-equal chunks of at most ``most``."""
+    if n == 0:
+        return []
+    count = max(1, -(-n // max(1, most)))
+    size = -(-n // count)
+    return [(n0, min(n, n0 + size)) for n0 in range(0, n, size)]
 
-    Stacking on axis 1 makes the (C, HH*WW, N, Ho, Wo) result contiguous in
-    that order, so the reshape is free.
+
+def _images_per_chunk(x: Any, rows: int, cols_per_image: int) -> int:
+    if backends.cache_block_rows(x, 1) is None:  # a GPU: one chunk, fewer launches
+        return x.shape[0]
+    per_image = max(1, rows * cols_per_image)
+    cap = max(CHUNK_IMAGES, MIN_CHUNK_ELEMENTS // per_image)
+    return max(1, min(cap, CHUNK_ELEMENTS // per_image))
+
+
+#: Bytes of work arrays one thread keeps between calls on a CPU. Fresh memory
+#: is slow to touch on the machines measured (a page fault per 4 KiB, several
+#: ms per call at CIFAR shapes), so chunk buffers are kept for the next call
+#: of the same geometry; past this budget the cache starts over.
+WORKSPACE_BYTES = 256 << 20
+
+_local = threading.local()
+
+
+def _thread_workspace() -> dict[tuple, Any]:
+    cache = getattr(_local, "arrays", None)
+    if cache is None:
+        cache = _local.arrays = {}
+    return cache
+
+
+class _Work:
+    """Work arrays of one convolution geometry, reused by every chunk.
+
+    On a CPU they also outlive the call (per thread, keyed by the geometry,
+    within WORKSPACE_BYTES), so the next step finds them already touched.
+    None of them ever leaves the layer: outputs and caches are fresh arrays.
+    Regions a geometry never writes (plane padding, junk columns) therefore
+    stay zero for every later use under the same key.
     """
-    c, n = planes.shape[2], planes.shape[3]
-    wins = [_offset_window(planes, i, j, stride, ho, wo) for i in range(hh) for j in range(ww)]
-    return xp.reshape(xp.stack(wins, axis=1), (c * hh * ww, n * ho * wo))
+
+    def __init__(self, xp: ModuleType, like: Any, geometry: tuple) -> None:
+        self.xp, self.dtype, self.device = xp, like.dtype, like.device
+        keep = backends.cache_block_rows(like, 1) is not None
+        self._arrays = _thread_workspace() if keep else {}
+        self._prefix = (geometry, str(self.dtype), str(self.device))
+
+    def zeros(self, name: str, shape: tuple[int, ...]) -> tuple[Any, bool]:
+        """(array, fresh): ``fresh`` is True the first time, when it is all zeros."""
+        key = (self._prefix, name, shape)
+        a = self._arrays.get(key)
+        if a is not None:
+            return a, False
+        size = 1
+        for d in shape:
+            size *= d
+        held = sum(_nbytes(v) for v in self._arrays.values())
+        if held + size * _nbytes(self.xp.zeros((), dtype=self.dtype)) > WORKSPACE_BYTES:
+            self._arrays.clear()
+        a = self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+        self._arrays[key] = a
+        return a, True
 
 
-def _col2im(
-    dcols: Any,
-    planes_shape: tuple[int, ...],
-    hh: int,
-    ww: int,
-    stride: int,
-    ho: int,
-    wo: int,
-    xp: ModuleType,
-) -> Any:
-    """Adjoint of ``_columns``: (C*HH*WW, N*Ho*Wo) -> phase-plane gradient.
+def _nbytes(a: Any) -> int:
+    size = 1
+    for d in a.shape:
+        size *= d
+    return size * backends.numpy_dtype(a.dtype).itemsize
 
-    One slice-add per kernel offset; overlapping windows accumulate because
-    each ``+=`` reads back what earlier offsets wrote.
-    """
-    c, n = planes_shape[2], planes_shape[3]
-    d = xp.reshape(dcols, (c, hh * ww, n, ho, wo))
-    dplanes = xp.zeros(planes_shape, dtype=dcols.dtype, device=dcols.device)
-    for i in range(hh):
-        for j in range(ww):
-            ti, tj = i // stride, j // stride
-            dplanes[i % stride, j % stride, :, :, ti : ti + ho, tj : tj + wo] += d[
-                :, i * ww + j, ...
-            ]
-    return dplanes
+
+class _Lowering:
+    """Phase planes and flat-window columns of one convolution, chunk by chunk."""
+
+    def __init__(
+        self,
+        x: Any,
+        kernel: tuple[int, int],
+        stride: int,
+        pads: tuple[int, int],
+        out_hw: tuple[int, int],
+        work: _Work,
+        xp: ModuleType,
+    ) -> None:
+        self.x, self.stride, self.work, self.xp = x, stride, work, xp
+        self.hh, self.ww = kernel
+        self.ho, self.wo = out_hw
+        self.hs, self.ws = _plane_size(self.hh, self.ww, stride, self.ho, self.wo)
+        self.length = self.ho * self.ws
+        self.c = x.shape[1]
+        self.rows = self.c * self.hh * self.ww
+        self.phases = _phase_slices(
+            stride, pads[0], pads[1], x.shape[2], x.shape[3], self.hs, self.ws
+        )
+        self.offsets = _offsets(self.hh, self.ww, stride, self.ws)
+
+    def planes(self, n0: int, n1: int) -> Any:
+        """Phase planes of x[n0:n1]; the padding stays zero from the first chunk on."""
+        s, xp = self.stride, self.xp
+        planes, _ = self.work.zeros("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
+        xt = xp.permute_dims(self.x[n0:n1, ...], (1, 0, 2, 3))
+        for a, b, pr, pc, xr, xc in self.phases:
+            planes[a, b, :, :, pr, pc] = xt[:, :, xr, xc]
+        return planes
+
+    def columns(self, n0: int, n1: int) -> Any:
+        """Columns (C*HH*WW, nb*Ho*ws) of x[n0:n1], rows ordered like w flattens."""
+        s, xp, m, length = self.stride, self.xp, n1 - n0, self.length
+        flat = xp.reshape(self.planes(n0, n1), (s, s, self.c, m, self.hs * self.ws))
+        cols, _ = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
+        for k, a, b, start in self.offsets:
+            cols[:, k, ...] = flat[a, b, :, :, start : start + length]
+        return xp.reshape(cols, (self.rows, m * length))
+
+    def col2im(self, dcols: Any, m: int) -> Any:
+        """Adjoint of ``columns``: (C*HH*WW, nb*Ho*ws) -> plane gradient (s, s, C, nb, hs, ws).
+
+        One slice-add per kernel offset; overlapping windows accumulate because
+        each ``+=`` reads back what earlier offsets wrote.
+        """
+        s, xp, length = self.stride, self.xp, self.length
+        d = xp.reshape(dcols, (self.c, self.hh * self.ww, m, length))
+        dflat, fresh = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
+        if not fresh:
+            dflat[...] = 0
+        for k, a, b, start in self.offsets:
+            dflat[a, b, :, :, start : start + length] += d[:, k, ...]
+        return xp.reshape(dflat, (s, s, self.c, m, self.hs, self.ws))
+
+    def unphase_into(self, dx: Any, n0: int, dplanes: Any) -> None:
+        """Adjoint of ``planes``: write a chunk's plane gradient into dx[n0:n0+nb].
+
+        Pixels no plane holds (those a truncated stride skips) are left as they
+        are, so ``dx`` must start as zeros unless every pixel is covered.
+        """
+        n1 = n0 + dplanes.shape[3]
+        for a, b, pr, pc, xr, xc in self.phases:
+            dx[n0:n1, :, xr, xc] = self.xp.permute_dims(dplanes[a, b, :, :, pr, pc], (1, 0, 2, 3))
+
+
+def _conv_into(out: Any, low: _Lowering, w2: Any, bias: Any) -> None:
+    """out (N, F, Ho, Wo) = w2 (F, C*HH*WW) @ columns + bias, one matmul per batch chunk."""
+    xp, work = low.xp, low.work
+    n, f, ho, wo = out.shape
+    for n0, n1 in _chunks(n, _images_per_chunk(low.x, low.rows, low.length)):
+        cols = low.columns(n0, n1)
+        prod, _ = work.zeros("prod", (f, cols.shape[1]))
+        backends.matmul_into(w2, cols, prod)
+        if bias is not None:
+            prod += bias
+        grid = xp.reshape(prod, (f, n1 - n0, ho, low.ws))[..., :wo]
+        out[n0:n1, ...] = xp.permute_dims(grid, (1, 0, 2, 3))
 
 
 def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
-    """Same result as ``conv_forward_naive``: out = w2 @ columns + b in one matmul.
+    """Same result as ``conv_forward_naive``: out = w2 @ columns + b, chunk by chunk.
 
-    w2 is w as (F, C*HH*WW), columns are (C*HH*WW, N*Ho*Wo); the output is an
-    (N, F, Ho, Wo) view of the (F, N, Ho, Wo) product. No Python loop over
-    images, channels or pixels, only over the HH*WW kernel offsets.
+    w2 is w as (F, C*HH*WW); each batch chunk's columns are (C*HH*WW,
+    nb*Ho*ws) flat windows of its phase planes, and the product is written
+    into out[n0:n1]. No Python loop over channels or pixels, only over the
+    HH*WW kernel offsets and the batch chunks.
     """
     xp = namespace(x=x, w=w, b=b)
     stride, pad, ho, wo = _conv_geometry(x, w, b, conv_param, xp)
-    n = x.shape[0]
     f, c, hh, ww = w.shape
-    planes = _phase_planes(x, stride, pad, ho + (hh - 1) // stride, wo + (ww - 1) // stride, xp)
-    cols = _columns(planes, hh, ww, stride, ho, wo, xp)
-    out2 = xp.reshape(w, (f, c * hh * ww)) @ cols
-    out2 += b[:, None]
-    out = xp.permute_dims(xp.reshape(out2, (f, n, ho, wo)), (1, 0, 2, 3))
-    return out, (x, w, b, conv_param, (cols, tuple(planes.shape)))
+    out = xp.empty((x.shape[0], f, ho, wo), dtype=x.dtype, device=x.device)
+    work = _Work(xp, x, ("x", tuple(x.shape[1:]), tuple(w.shape), stride, pad))
+    low = _Lowering(x, (hh, ww), stride, (pad, pad), (ho, wo), work, xp)
+    _conv_into(out, low, xp.reshape(w, (f, c * hh * ww)), b[:, None])
+    return out, (x, w, b, conv_param)
+
+
+#: dx by the transposed convolution (stride 1, F <= C) rather than col2im.
+TRANSPOSED_DX = True
 
 
 def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
-    """dout (N, F, Ho, Wo) -> dx, dw, db: dw = dout2 @ cols.T, dx = col2im(w2.T @ dout2).
+    """dout (N, F, Ho, Wo) -> dx, dw, db, chunk by chunk over the batch.
 
-    dout2 is dout as (F, N*Ho*Wo); db = sum of dout over N, Ho, Wo.
+    dw = sum over chunks of dout2 @ cols.T, with each chunk's columns rebuilt
+    from x (cheaper than keeping a large matrix alive) and dout2 the chunk of
+    dout as (F, nb*Ho*ws), zero in the junk columns. dx = col2im(w2.T @ dout2)
+    or, for stride 1 with no more filters than channels, the forward
+    convolution of dout padded by (HH-1-pad, WW-1-pad) with the flipped kernel
+    (C, F, HH, WW). db = sum of dout over N, Ho, Wo.
     """
-    x, w, b, conv_param, (cols, planes_shape) = cache
+    x, w, b, conv_param = cache
     xp = namespace(dout=dout, x=x, w=w)
     stride, pad, ho, wo = _conv_geometry(x, w, b, conv_param, xp)
     _check_dout(dout, x, w, ho, wo)
-    n = x.shape[0]
+    n, _, h, wd = x.shape
     f, c, hh, ww = w.shape
-    dout2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (f, n * ho * wo))
-    db = xp.sum(dout2, axis=1)
-    dw = xp.reshape(dout2 @ xp.matrix_transpose(cols), w.shape)
-    dcols = xp.matrix_transpose(xp.reshape(w, (f, c * hh * ww))) @ dout2
-    dplanes = _col2im(dcols, planes_shape, hh, ww, stride, ho, wo, xp)
-    return _unphase(dplanes, tuple(x.shape), stride, pad, xp), dw, db
+    work = _Work(xp, x, ("x", tuple(x.shape[1:]), tuple(w.shape), stride, pad))
+    low = _Lowering(x, (hh, ww), stride, (pad, pad), (ho, wo), work, xp)
+    w2 = xp.reshape(w, (f, c * hh * ww))
+    transposed = TRANSPOSED_DX and stride == 1 and pad < hh and pad < ww and f <= c
+    if transposed:
+        dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device)
+        wt = xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3))
+        dwork = _Work(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), stride, pad))
+        dlow = _Lowering(dout, (hh, ww), 1, (hh - 1 - pad, ww - 1 - pad), (h, wd), dwork, xp)
+        _conv_into(dx, dlow, xp.reshape(wt, (c, f * hh * ww)), None)
+    else:
+        covered = _covers_input(stride, pad, h, low.hs) and _covers_input(stride, pad, wd, low.ws)
+        dx = (xp.empty if covered else xp.zeros)(tuple(x.shape), dtype=x.dtype, device=x.device)
+        w2t = xp.matrix_transpose(w2)
+    dw2 = xp.zeros((f, c * hh * ww), dtype=x.dtype, device=x.device)
+    for n0, n1 in _chunks(n, _images_per_chunk(x, low.rows, low.length)):
+        m = n1 - n0
+        cols = low.columns(n0, n1)
+        d2, _ = work.zeros("dout", (f, m, ho, low.ws))
+        d2[..., :wo] = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
+        d2 = xp.reshape(d2, (f, m * low.length))
+        part, _ = work.zeros("dw", (f, low.rows))
+        dw2 += backends.matmul_into(d2, xp.matrix_transpose(cols), part)
+        if not transposed:
+            dcols, _ = work.zeros("dcols", (low.rows, m * low.length))
+            backends.matmul_into(w2t, d2, dcols)
+            low.unphase_into(dx, n0, low.col2im(dcols, m))
+    db = xp.sum(dout, axis=(0, 2, 3))
+    return dx, xp.reshape(dw2, w.shape), db
