@@ -323,3 +323,17 @@ def test_matmul_into_fast_path_equals_portable(monkeypatch):
     a_, b_ = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
     assert backends.matmul_into(a_, b_.T, c) is c
     np.testing.assert_allclose(c, a_ @ b_.T, rtol=1e-13)
+
+
+@pytest.mark.parametrize("case", GRAD_SHAPES[:4], ids=str)
+def test_backward_without_dx_gives_the_same_param_grads(backend, case):
+    """need_dx=False (a first layer) skips dx and leaves dw and db unchanged."""
+    xs, ws, stride, pad = case
+    x, w, b = (backend.asarray(a) for a in make(np.random.default_rng(8), xs, ws))
+    out, cache = conv_forward_fast(x, w, b, cparam(xs, ws, stride, pad))
+    dout = backend.asarray(np.random.default_rng(9).standard_normal(tuple(out.shape)))
+    _, dw, db = conv_backward_fast(dout, cache)
+    no_dx, dw2, db2 = conv_backward_fast(dout, cache, need_dx=False)
+    assert no_dx is None
+    np.testing.assert_array_equal(backend.numpy(dw2), backend.numpy(dw))
+    np.testing.assert_array_equal(backend.numpy(db2), backend.numpy(db))

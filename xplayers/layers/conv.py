@@ -414,7 +414,7 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
 TRANSPOSED_DX = True
 
 
-def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any, Any, Any]:
     """dout (N, F, Ho, Wo) -> dx, dw, db, chunk by chunk over the batch.
 
     dw = sum over chunks of dout2 @ cols.T, with each chunk's columns rebuilt
@@ -423,6 +423,9 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     or, for stride 1 with no more filters than channels, the forward
     convolution of dout padded by (HH-1-pad, WW-1-pad) with the flipped kernel
     (C, F, HH, WW). db = sum of dout over N, Ho, Wo.
+
+    With ``need_dx=False`` (a first layer, whose input is the data) dx is
+    None and its matmul and col2im are skipped: about a third of the work.
     """
     x, w, b, conv_param = cache
     xp = namespace(dout=dout, x=x, w=w)
@@ -434,7 +437,9 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     low = _Lowering(x, (hh, ww), stride, (pad, pad), (ho, wo), work, xp)
     w2 = xp.reshape(w, (f, c * hh * ww))
     transposed = TRANSPOSED_DX and stride == 1 and pad < hh and pad < ww and f <= c
-    if transposed:
+    if not need_dx:
+        dx = None
+    elif transposed:
         dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device)
         wt = xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3))
         dwork = _Work(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), stride, pad))
@@ -453,7 +458,7 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
         d2 = xp.reshape(d2, (f, m * low.length))
         part, _ = work.zeros("dw", (f, low.rows))
         dw2 += backends.matmul_into(d2, xp.matrix_transpose(cols), part)
-        if not transposed:
+        if need_dx and not transposed:
             dcols, _ = work.zeros("dcols", (low.rows, m * low.length))
             backends.matmul_into(w2t, d2, dcols)
             low.unphase_into(dx, n0, low.col2im(dcols, m))

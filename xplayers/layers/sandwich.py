@@ -30,10 +30,10 @@ def conv_relu_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     return out, (conv_cache, relu_cache)
 
 
-def conv_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
-    """dout: (N, F, Ho, Wo) -> dx, dw, db."""
+def conv_relu_backward(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any, Any, Any]:
+    """dout: (N, F, Ho, Wo) -> dx (None unless need_dx), dw, db."""
     conv_cache, relu_cache = cache
-    return conv_backward_fast(relu_backward(dout, relu_cache), conv_cache)
+    return conv_backward_fast(relu_backward(dout, relu_cache), conv_cache, need_dx)
 
 
 def conv_relu_pool_forward(
@@ -45,7 +45,8 @@ def conv_relu_pool_forward(
     return out, (conv_relu_cache, pool_cache)
 
 
-def conv_relu_pool_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
-    """dout: pooled (N, F, Hp, Wp) -> dx, dw, db."""
+def conv_relu_pool_backward(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any, Any, Any]:
+    """dout: pooled (N, F, Hp, Wp) -> dx (None unless need_dx), dw, db."""
     conv_relu_cache, pool_cache = cache
-    return conv_relu_backward(max_pool_backward_fast(dout, pool_cache), conv_relu_cache)
+    dconv = max_pool_backward_fast(dout, pool_cache)
+    return conv_relu_backward(dconv, conv_relu_cache, need_dx)
