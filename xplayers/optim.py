@@ -73,6 +73,32 @@ def _apply(xp: Any, kernel: Callable[..., Any], w: Any, dw: Any, *state: Any) ->
     return next_w
 
 
+def _moving_average(avg: Any, delta: Any, keep: float) -> None:
+    """avg <- keep * avg + (1 - keep) * x, in place, given delta = x - avg.
+
+    ``delta`` is a scratch array the caller gives up (it is overwritten), so
+    the update costs two passes beyond computing it and no other temporary.
+    """
+    delta *= 1 - keep
+    avg += delta
+
+
+def _squared_minus(dw: Any, avg: Any) -> Any:
+    """dw^2 - avg as a fresh array (the delta of a moving average of dw^2)."""
+    d = dw * dw
+    d -= avg
+    return d
+
+
+def _normalized_step(xp: Any, w: Any, num: Any, sq_avg: Any, eps: float, lr: float) -> Any:
+    """w - lr * num / (sqrt(sq_avg) + eps), the step RMSProp and Adam share."""
+    d = xp.sqrt(sq_avg)
+    d += eps
+    d = num / d
+    d *= lr
+    return w - d
+
+
 def sgd(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """w <- w - learning_rate * dw."""
     _, config = _prepare(w, dw, config, learning_rate=1e-2)
@@ -99,16 +125,8 @@ def rmsprop(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     decay, lr, eps = config["decay_rate"], config["learning_rate"], config["epsilon"]
 
     def kernel(w: Any, dw: Any, cache: Any) -> Any:
-        # cache += (1 - decay) * (dw^2 - cache): the same value, in place.
-        t = dw * dw
-        t -= cache
-        t *= 1 - decay
-        cache += t
-        d = xp.sqrt(cache)
-        d += eps
-        t = dw / d
-        t *= lr
-        return w - t
+        _moving_average(cache, _squared_minus(dw, cache), decay)
+        return _normalized_step(xp, w, dw, cache, eps, lr)
 
     cache = config["cache"] = _state(xp, config, "cache", w)
     return _apply(xp, kernel, w, dw, cache), config
@@ -132,20 +150,9 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     eps = config["epsilon"] * c
 
     def kernel(w: Any, dw: Any, m: Any, v: Any) -> Any:
-        # m += (1 - b1) (dw - m) and v += (1 - b2) (dw^2 - v): the moment
-        # updates above, in place, in as few element-wise passes as possible.
-        d = dw - m
-        d *= 1 - b1
-        m += d
-        d = dw * dw
-        d -= v
-        d *= 1 - b2
-        v += d
-        d = xp.sqrt(v)
-        d += eps
-        d = m / d
-        d *= step
-        return w - d
+        _moving_average(m, dw - m, b1)
+        _moving_average(v, _squared_minus(dw, v), b2)
+        return _normalized_step(xp, w, m, v, eps, step)
 
     m = config["m"] = _state(xp, config, "m", w)
     v = config["v"] = _state(xp, config, "v", w)
