@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ratio = base.median / ref.median
     verdict = "meets" if ratio <= 1.0 else "misses"
-    print(f"\nratio xplayers[{ours}] / torch native = {ratio:.2f} ({verdict} the target <= 1.0)")
+    print(f"\nratio xplayers[{ours}] / torch native = {ratio:.3f} ({verdict} the target <= 1.0)")
     if "plain numpy" in by_name:
         plain = by_name["plain numpy"].median
         print(f"xplayers[numpy] / hand-written numpy = {base.median / plain:.2f}")
