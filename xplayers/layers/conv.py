@@ -378,18 +378,60 @@ class _Lowering:
             dx[n0:n1, :, xr, xc] = self.xp.permute_dims(dplanes[a, b, :, :, pr, pc], (1, 0, 2, 3))
 
 
+def _write_grid(out: Any, n0: int, prod: Any, ws: int, xp: ModuleType) -> None:
+    """out[n0:n0+nb] = a chunk's product (F, nb*Ho*ws), junk columns dropped."""
+    _, f, ho, wo = out.shape
+    m = prod.shape[1] // (ho * ws)
+    grid = xp.reshape(prod, (f, m, ho, ws))[..., :wo]
+    out[n0 : n0 + m, ...] = xp.permute_dims(grid, (1, 0, 2, 3))
+
+
 def _conv_into(out: Any, low: _Lowering, w2: Any, bias: Any) -> None:
     """out (N, F, Ho, Wo) = w2 (F, C*HH*WW) @ columns + bias, one matmul per batch chunk."""
     xp, work = low.xp, low.work
-    n, f, ho, wo = out.shape
+    n, f, _, _ = out.shape
     for n0, n1 in _chunks(n, _images_per_chunk(low.x, low.rows, low.length)):
         cols = low.columns(n0, n1)
         prod, _ = work.zeros("prod", (f, cols.shape[1]))
         backends.matmul_into(w2, cols, prod)
         if bias is not None:
             prod += bias
-        grid = xp.reshape(prod, (f, n1 - n0, ho, low.ws))[..., :wo]
-        out[n0:n1, ...] = xp.permute_dims(grid, (1, 0, 2, 3))
+        _write_grid(out, n0, prod, low.ws, xp)
+
+
+def _backward_transposed(
+    dout: Any, x: Any, w: Any, pad: int, need_dx: bool, xp: ModuleType
+) -> tuple[Any, Any]:
+    """dx and dw of a stride-1 convolution, both from the columns of dout.
+
+    dx is the forward convolution of dout padded by (HH-1-pad, WW-1-pad) with
+    the flipped kernel wt (C, F, HH, WW): dx = wt2 @ colsd, colsd the
+    (F*HH*WW, nb*H*ws) columns of dout. The same columns give dw, as
+    colsd[(f, HH-1-i, WW-1-j), (n, y, u)] = dout[n, f, y+pad-i, u+pad-j]:
+    dw[f, c, i, j] = sum over n, y, u of x[n, c, y, u] times that, i.e.
+    dwt (F*HH*WW, C) = colsd @ xg.T with xg x on the (H, ws) grid (zero in
+    the junk columns). No columns of x are rebuilt in the backward.
+    """
+    n, c, h, wd = x.shape
+    f, _, hh, ww = w.shape
+    work = _Work(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), 1, pad))
+    low = _Lowering(dout, (hh, ww), 1, (hh - 1 - pad, ww - 1 - pad), (h, wd), work, xp)
+    wt2 = xp.reshape(xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3)), (c, low.rows))
+    dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device) if need_dx else None
+    dwt = xp.zeros((low.rows, c), dtype=x.dtype, device=x.device)
+    for n0, n1 in _chunks(n, _images_per_chunk(dout, low.rows, low.length)):
+        m = n1 - n0
+        cols = low.columns(n0, n1)
+        xg, _ = work.zeros("xgrid", (c, m, h, low.ws))
+        xg[..., :wd] = xp.permute_dims(x[n0:n1, ...], (1, 0, 2, 3))
+        xg = xp.reshape(xg, (c, m * low.length))
+        part, _ = work.zeros("dw", (low.rows, c))
+        dwt += backends.matmul_into(cols, xp.matrix_transpose(xg), part)
+        if need_dx:
+            prod, _ = work.zeros("prod", (c, cols.shape[1]))
+            _write_grid(dx, n0, backends.matmul_into(wt2, cols, prod), low.ws, xp)
+    dw = xp.permute_dims(xp.flip(xp.reshape(dwt, (f, hh, ww, c)), axis=(1, 2)), (0, 3, 1, 2))
+    return dx, xp.reshape(xp.reshape(dw, (-1,)), tuple(w.shape))  # a C-ordered copy
 
 
 def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
@@ -417,12 +459,13 @@ TRANSPOSED_DX = True
 def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[Any, Any, Any]:
     """dout (N, F, Ho, Wo) -> dx, dw, db, chunk by chunk over the batch.
 
-    dw = sum over chunks of dout2 @ cols.T, with each chunk's columns rebuilt
+    dw.T = sum over chunks of cols @ dout2.T, with each chunk's columns rebuilt
     from x (cheaper than keeping a large matrix alive) and dout2 the chunk of
-    dout as (F, nb*Ho*ws), zero in the junk columns. dx = col2im(w2.T @ dout2)
-    or, for stride 1 with no more filters than channels, the forward
+    dout as (F, nb*Ho*ws), zero in the junk columns; dx = col2im(w2.T @ dout2).
+    For stride 1 with no more filters than channels, both come instead from
+    the columns of dout (see ``_backward_transposed``): dx as the forward
     convolution of dout padded by (HH-1-pad, WW-1-pad) with the flipped kernel
-    (C, F, HH, WW). db = sum of dout over N, Ho, Wo.
+    (C, F, HH, WW), dw as those columns times x. db = sum of dout over N, Ho, Wo.
 
     With ``need_dx=False`` (a first layer, whose input is the data) dx is
     None and its matmul and col2im are skipped: about a third of the work.
@@ -433,34 +476,32 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     _check_dout(dout, x, w, ho, wo)
     n, _, h, wd = x.shape
     f, c, hh, ww = w.shape
+    if TRANSPOSED_DX and stride == 1 and pad < hh and pad < ww and f <= c:
+        dx, dw = _backward_transposed(dout, x, w, pad, need_dx, xp)
+        return dx, dw, xp.sum(dout, axis=(0, 2, 3))
     work = _Work(xp, x, ("x", tuple(x.shape[1:]), tuple(w.shape), stride, pad))
     low = _Lowering(x, (hh, ww), stride, (pad, pad), (ho, wo), work, xp)
     w2 = xp.reshape(w, (f, c * hh * ww))
-    transposed = TRANSPOSED_DX and stride == 1 and pad < hh and pad < ww and f <= c
-    if not need_dx:
-        dx = None
-    elif transposed:
-        dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device)
-        wt = xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3))
-        dwork = _Work(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), stride, pad))
-        dlow = _Lowering(dout, (hh, ww), 1, (hh - 1 - pad, ww - 1 - pad), (h, wd), dwork, xp)
-        _conv_into(dx, dlow, xp.reshape(wt, (c, f * hh * ww)), None)
-    else:
+    if need_dx:
         covered = _covers_input(stride, pad, h, low.hs) and _covers_input(stride, pad, wd, low.ws)
         dx = (xp.empty if covered else xp.zeros)(tuple(x.shape), dtype=x.dtype, device=x.device)
-        w2t = xp.matrix_transpose(w2)
-    dw2 = xp.zeros((f, c * hh * ww), dtype=x.dtype, device=x.device)
+    else:
+        dx = None
+    w2t = xp.matrix_transpose(w2)
+    # dw2.T (C*HH*WW, F) = cols @ d2.T: BLAS runs this orientation of the
+    # skinny product faster than d2 @ cols.T (measured 190 vs 145 GFLOP/s).
+    dw2t = xp.zeros((c * hh * ww, f), dtype=x.dtype, device=x.device)
     for n0, n1 in _chunks(n, _images_per_chunk(x, low.rows, low.length)):
         m = n1 - n0
         cols = low.columns(n0, n1)
         d2, _ = work.zeros("dout", (f, m, ho, low.ws))
         d2[..., :wo] = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
         d2 = xp.reshape(d2, (f, m * low.length))
-        part, _ = work.zeros("dw", (f, low.rows))
-        dw2 += backends.matmul_into(d2, xp.matrix_transpose(cols), part)
-        if need_dx and not transposed:
+        part, _ = work.zeros("dw", (low.rows, f))
+        dw2t += backends.matmul_into(cols, xp.matrix_transpose(d2), part)
+        if need_dx:
             dcols, _ = work.zeros("dcols", (low.rows, m * low.length))
             backends.matmul_into(w2t, d2, dcols)
             low.unphase_into(dx, n0, low.col2im(dcols, m))
     db = xp.sum(dout, axis=(0, 2, 3))
-    return dx, xp.reshape(dw2, w.shape), db
+    return dx, xp.reshape(xp.matrix_transpose(dw2t), w.shape), db
