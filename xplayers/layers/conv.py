@@ -378,6 +378,17 @@ class _Lowering:
             dx[n0:n1, :, xr, xc] = self.xp.permute_dims(dplanes[a, b, :, :, pr, pc], (1, 0, 2, 3))
 
 
+def _on_grid(work: _Work, name: str, a: Any, n0: int, n1: int, ws: int, xp: ModuleType) -> Any:
+    """a[n0:n1] (nb, K, h, w) as (K, nb*h*ws) on the flat-window grid, junk columns zero.
+
+    The junk columns of the reused work array are never written, so they stay zero.
+    """
+    k, h, w = a.shape[1:]
+    grid, _ = work.zeros(name, (k, n1 - n0, h, ws))
+    grid[..., :w] = xp.permute_dims(a[n0:n1, ...], (1, 0, 2, 3))
+    return xp.reshape(grid, (k, (n1 - n0) * h * ws))
+
+
 def _write_grid(out: Any, n0: int, prod: Any, ws: int, xp: ModuleType) -> None:
     """out[n0:n0+nb] = a chunk's product (F, nb*Ho*ws), junk columns dropped."""
     _, f, ho, wo = out.shape
@@ -420,11 +431,8 @@ def _backward_transposed(
     dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device) if need_dx else None
     dwt = xp.zeros((low.rows, c), dtype=x.dtype, device=x.device)
     for n0, n1 in _chunks(n, _images_per_chunk(dout, low.rows, low.length)):
-        m = n1 - n0
         cols = low.columns(n0, n1)
-        xg, _ = work.zeros("xgrid", (c, m, h, low.ws))
-        xg[..., :wd] = xp.permute_dims(x[n0:n1, ...], (1, 0, 2, 3))
-        xg = xp.reshape(xg, (c, m * low.length))
+        xg = _on_grid(work, "xgrid", x, n0, n1, low.ws, xp)
         part, _ = work.zeros("dw", (low.rows, c))
         dwt += backends.matmul_into(cols, xp.matrix_transpose(xg), part)
         if need_dx:
@@ -494,9 +502,7 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     for n0, n1 in _chunks(n, _images_per_chunk(x, low.rows, low.length)):
         m = n1 - n0
         cols = low.columns(n0, n1)
-        d2, _ = work.zeros("dout", (f, m, ho, low.ws))
-        d2[..., :wo] = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
-        d2 = xp.reshape(d2, (f, m * low.length))
+        d2 = _on_grid(work, "dout", dout, n0, n1, low.ws, xp)
         part, _ = work.zeros("dw", (low.rows, f))
         dw2t += backends.matmul_into(cols, xp.matrix_transpose(d2), part)
         if need_dx:
