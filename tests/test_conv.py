@@ -337,3 +337,25 @@ def test_backward_without_dx_gives_the_same_param_grads(backend, case):
     assert no_dx is None
     np.testing.assert_array_equal(backend.numpy(dw2), backend.numpy(dw))
     np.testing.assert_array_equal(backend.numpy(db2), backend.numpy(db))
+
+
+def test_work_arrays_are_private_to_each_thread():
+    """Work arrays outlive a call, per thread: concurrent convs must not share them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(10)
+    # One geometry, two inputs: a shared cache would hand both threads the same arrays.
+    cases = [make(rng, (6, 3, 9, 9), (4, 3, 3, 3)) for _ in range(2)]
+    param = {"stride": 1, "pad": 1}
+
+    def run(args):
+        out, cache = conv_forward_fast(*args, param)
+        return [out, *conv_backward_fast(out, cache)]
+
+    expected = [run(args) for args in cases]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(20):
+            got = list(pool.map(run, cases))
+            for exp, res in zip(expected, got, strict=True):
+                for e, r in zip(exp, res, strict=True):
+                    np.testing.assert_array_equal(r, e)
