@@ -30,11 +30,13 @@ __all__ = [
     "cache_block_rows",
     "default_backend",
     "describe",
+    "describe_array",
     "get_backend",
     "get_namespace",
     "is_array",
     "matmul_into",
     "numpy_dtype",
+    "on_cpu",
     "resolve_dtype",
     "slices_are_views",
     "synchronize",
@@ -146,12 +148,11 @@ def backend_of(x: Any) -> str:
     return b.name
 
 
-def _describe_array(x: Any) -> str:
-    shape = getattr(x, "shape", None)
-    dtype = getattr(x, "dtype", None)
+def describe_array(x: Any) -> str:
+    """'numpy float32 array of shape (2, 3)', for error messages."""
     b = _adapter_of(x)
     where = b.name if b is not None else type(x).__name__
-    return f"{where} array of shape {tuple(shape) if shape is not None else '?'} and dtype {dtype}"
+    return f"{where} {numpy_dtype(x.dtype).name} array of shape {tuple(x.shape)}"
 
 
 _SCALARS = (int, float, bool, type(None))
@@ -191,7 +192,7 @@ def _raise_mixed(arrays: tuple, named: dict[str, Any]) -> None:
                 f"({list(BACKEND_NAMES)}); convert it with xplayers.asarray first"
             )
         found.setdefault(b.name, (label, a))
-    parts = ", ".join(f"{label} is a {_describe_array(a)}" for label, a in found.values())
+    parts = ", ".join(f"{label} is a {describe_array(a)}" for label, a in found.values())
     raise BackendError(
         f"arrays of several backends mixed in one call ({parts}); "
         f"move them to one backend with xplayers.to_backend(...)"
@@ -272,6 +273,12 @@ def uniform_like(x: Any, seed: int | None = None) -> Any:
     return b.uniform(tuple(x.shape), x.dtype, x.device, seed)
 
 
+def on_cpu(x: Any) -> bool:
+    """True when array ``x`` lives in host memory (False on a GPU or for a non-array)."""
+    b = _adapter_of(x)
+    return b is not None and b.on_cpu(x)
+
+
 def cache_block_rows(x: Any, elements: int) -> int | None:
     """Rows of ``x`` per block of about ``elements`` values, where blocking pays.
 
@@ -279,8 +286,7 @@ def cache_block_rows(x: Any, elements: int) -> int | None:
     several times faster over blocks that stay in cache. On a GPU, blocking
     only multiplies kernel launches, so the answer there is None.
     """
-    b = _adapter_of(x)
-    if b is None or not b.on_cpu(x) or x.ndim == 0:
+    if not on_cpu(x) or x.ndim == 0:
         return None
     row = 1
     for d in x.shape[1:]:

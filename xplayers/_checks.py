@@ -14,13 +14,8 @@ import backends
 MODES = ("train", "test")
 
 
-def describe(x: Any) -> str:
-    """'numpy float32 array of shape (2, 3)' for error messages."""
-    try:
-        where = backends.backend_of(x)
-    except backends.BackendError:
-        where = type(x).__name__
-    return f"{where} {backends.numpy_dtype(x.dtype).name} array of shape {tuple(x.shape)}"
+#: 'numpy float32 array of shape (2, 3)', for error messages.
+describe = backends.describe_array
 
 
 def namespace(**arrays: Any) -> ModuleType:

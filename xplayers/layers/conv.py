@@ -88,26 +88,17 @@ def _check_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
 
 
 # -------------------------------------------------------------------- helpers
-def _pad(x: Any, pad: int, xp: ModuleType, axes: tuple[int, int, int, int] = (0, 1, 2, 3)) -> Any:
-    """Zero-padded copy of 4-d ``x`` (last two axes padded), axes permuted to ``axes``.
-
-    Permuting inside the one copy the padding needs anyway costs nothing extra.
-    """
-    xt = xp.permute_dims(x, axes) if axes != (0, 1, 2, 3) else x
-    a, c, h, w = xt.shape
-    out = xp.zeros((a, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device)
-    out[:, :, pad : pad + h, pad : pad + w] = xt
+def _pad(x: Any, pad: int, xp: ModuleType) -> Any:
+    """Zero-padded copy of x (N, C, H, W): (N, C, H + 2*pad, W + 2*pad)."""
+    n, c, h, w = x.shape
+    out = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device)
+    out[:, :, pad : pad + h, pad : pad + w] = x
     return out
 
 
 def _unpad(xpad: Any, pad: int) -> Any:
     _, _, hp, wp = xpad.shape
     return xpad[:, :, pad : hp - pad, pad : wp - pad]
-
-
-def _window(xpad: Any, i: int, j: int, stride: int, ho: int, wo: int) -> Any:
-    """Strided view of the input pixels that kernel offset (i, j) meets: (..., Ho, Wo)."""
-    return xpad[..., i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
 
 
 # ---------------------------------------------------------------------- naive
@@ -246,7 +237,7 @@ def _chunks(n: int, most: int) -> list[tuple[int, int]]:
 
 
 def _images_per_chunk(x: Any, rows: int, cols_per_image: int) -> int:
-    if backends.cache_block_rows(x, 1) is None:  # a GPU: one chunk, fewer launches
+    if not backends.on_cpu(x):  # a GPU: one chunk, fewer launches
         return x.shape[0]
     per_image = max(1, rows * cols_per_image)
     cap = max(CHUNK_IMAGES, MIN_CHUNK_ELEMENTS // per_image)
@@ -281,8 +272,7 @@ class _Work:
 
     def __init__(self, xp: ModuleType, like: Any, geometry: tuple) -> None:
         self.xp, self.dtype, self.device = xp, like.dtype, like.device
-        keep = backends.cache_block_rows(like, 1) is not None
-        self._arrays = _thread_workspace() if keep else {}
+        self._arrays = _thread_workspace() if backends.on_cpu(like) else {}
         self._prefix = (geometry, str(self.dtype), str(self.device))
 
     def zeros(self, name: str, shape: tuple[int, ...]) -> tuple[Any, bool]:
@@ -291,22 +281,19 @@ class _Work:
         a = self._arrays.get(key)
         if a is not None:
             return a, False
-        size = 1
-        for d in shape:
-            size *= d
-        held = sum(_nbytes(v) for v in self._arrays.values())
-        if held + size * _nbytes(self.xp.zeros((), dtype=self.dtype)) > WORKSPACE_BYTES:
+        held = sum(_nbytes(v.shape, v.dtype) for v in self._arrays.values())
+        if held + _nbytes(shape, self.dtype) > WORKSPACE_BYTES:
             self._arrays.clear()
         a = self.xp.zeros(shape, dtype=self.dtype, device=self.device)
         self._arrays[key] = a
         return a, True
 
 
-def _nbytes(a: Any) -> int:
+def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
     size = 1
-    for d in a.shape:
+    for d in shape:
         size *= d
-    return size * backends.numpy_dtype(a.dtype).itemsize
+    return size * backends.numpy_dtype(dtype).itemsize
 
 
 class _Lowering:
