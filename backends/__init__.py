@@ -8,7 +8,7 @@ initialises CUDA: each adapter probes its library only when asked.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -28,12 +28,14 @@ __all__ = [
     "available_backends",
     "backend_of",
     "cache_block_rows",
+    "chunk_workers",
     "default_backend",
     "describe",
     "describe_array",
     "get_backend",
     "get_namespace",
     "is_array",
+    "map_chunks",
     "matmul_into",
     "numpy_dtype",
     "on_cpu",
@@ -305,6 +307,30 @@ def matmul_into(a: Any, b: Any, out: Any) -> Any:
     if adapter is None:
         raise BackendError(f"matmul_into needs an array for out, got {type(out).__name__}")
     return adapter.matmul_into(a, b, out)
+
+
+def chunk_workers(x: Any) -> int:
+    """How many chunks of work on arrays like ``x`` ``map_chunks`` runs at once:
+    the BLAS thread count on numpy (``XPLAYERS_NUM_THREADS`` overrides it), 1
+    elsewhere. Split work into at least this many chunks to use every core."""
+    b = _adapter_of(x)
+    return 1 if b is None else b.chunk_workers()
+
+
+def map_chunks(fn: Callable[[Any], Any], items: Iterable[Any], like: Any) -> list[Any]:
+    """[fn(item) for item in items], in order, for work on arrays like ``like``.
+
+    On numpy the items run concurrently on a thread pool while the BLAS is held
+    at one thread (numpy's copies are single-threaded, its BLAS is not: this
+    keeps every core busy). ``fn`` must write only its own part of any shared
+    output and return what the caller combines, so results are the same bits
+    whatever the scheduling. Other libraries parallelise inside each
+    operation and run the items one by one.
+    """
+    adapter = _adapter_of(like)
+    if adapter is None:
+        raise BackendError(f"map_chunks needs an array for like, got {type(like).__name__}")
+    return adapter.map_chunks(fn, items)
 
 
 def slices_are_views(x: Any) -> bool:

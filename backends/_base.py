@@ -3,11 +3,13 @@
 Layers never see this class: they take the standard namespace from their
 inputs. The adapter covers only what the Array API standard lacks: whether
 the library is usable here, host <-> library transfer, seeded random numbers,
-device names, synchronisation, and optional strided-window fast paths.
+device names, synchronisation, and optional fast paths (matmul into a
+buffer, chunks run on several cores).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -111,13 +113,14 @@ class Backend:
         out[...] = a @ b
         return out
 
-    def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any | None:
-        """Read-only (N, C, Ho, Wo, kh, kw) window view of ``x``, or None.
+    def chunk_workers(self) -> int:
+        """How many independent chunks ``map_chunks`` runs at once."""
+        return 1
 
-        Only libraries with strided views implement it; portable code builds
-        the windows from strided slices instead.
-        """
-        return None
+    def map_chunks(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """[fn(item) for item in items]; libraries whose own operations leave
+        cores idle (numpy) run the items concurrently."""
+        return [fn(item) for item in items]
 
     def __repr__(self) -> str:
         return f"<backend {self.name!r}>"

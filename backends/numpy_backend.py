@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 from array_api_compat import is_numpy_array
 
+from . import _threads
 from ._base import Backend
 
 
@@ -37,6 +39,8 @@ class NumpyBackend(Backend):
     def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
         return np.matmul(a, b, out=out)
 
-    def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any:
-        windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
-        return windows[:, :, ::stride, ::stride]
+    def chunk_workers(self) -> int:
+        return _threads.workers()
+
+    def map_chunks(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        return _threads.map_chunks(fn, items)

@@ -83,7 +83,3 @@ class TorchBackend(Backend):
         import torch
 
         return torch.matmul(a, b, out=out)
-
-    def sliding_windows(self, x: Any, kh: int, kw: int, stride: int) -> Any:
-        # unfold gives a strided view (N, C, Ho, Wo, kh, kw) without copying.
-        return x.unfold(2, kh, stride).unfold(3, kw, stride)

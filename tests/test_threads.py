@@ -1,0 +1,179 @@
+"""backends.map_chunks: chunks of host work on a thread pool, BLAS held at one thread."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backends
+from backends import _threads
+from xplayers.layers import conv_backward_fast, conv_forward_fast
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_blas_control = pytest.mark.skipif(
+    not _threads._blas(), reason="threadpoolctl cannot drive this numpy's BLAS"
+)
+
+
+def blas_threads() -> int:
+    return max(i["num_threads"] for i in _threads._blas().info())
+
+
+@pytest.fixture
+def two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two chunk workers whatever the core count, so the parallel path runs."""
+    monkeypatch.setenv(_threads.THREADS_ENV, "2")
+
+
+@needs_blas_control
+def test_chunks_run_on_pool_threads_in_order_with_one_blas_thread(two_workers) -> None:
+    before = blas_threads()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def work(i: int) -> tuple[int, str, int]:
+        if i < 2:
+            barrier.wait()  # both first items run at the same time, or this times out
+        return i * i, threading.current_thread().name, blas_threads()
+
+    out = backends.map_chunks(work, range(6), np.zeros(1))
+    assert [r[0] for r in out] == [i * i for i in range(6)]
+    assert all(name.startswith("xplayers-chunk") for _, name, _ in out)
+    assert {n for _, _, n in out} == {1}
+    assert blas_threads() == before
+
+
+def test_one_worker_runs_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_threads.THREADS_ENV, "1")
+    assert backends.chunk_workers(np.zeros(1)) == 1
+    names = backends.map_chunks(lambda _: threading.current_thread().name, range(3), np.zeros(1))
+    assert names == [threading.current_thread().name] * 3
+
+
+@pytest.mark.parametrize("bad", ["0", "two", "-3"])
+def test_bad_thread_count_names_the_variable(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setenv(_threads.THREADS_ENV, bad)
+    with pytest.raises(ValueError, match=rf"XPLAYERS_NUM_THREADS must be a positive int.*{bad}"):
+        backends.map_chunks(lambda i: i, range(3), np.zeros(1))
+
+
+def test_other_backends_run_chunks_in_order(backend) -> None:
+    like = backend.asarray(np.zeros(2))
+    assert backends.map_chunks(lambda i: 2 * i, range(5), like) == [0, 2, 4, 6, 8]
+    with pytest.raises(backends.BackendError, match="map_chunks needs an array"):
+        backends.map_chunks(lambda i: i, range(2), [0.0])
+
+
+@needs_blas_control
+def test_an_error_waits_for_every_chunk_and_restores_blas(two_workers) -> None:
+    before = blas_threads()
+    done = []
+
+    def work(i: int) -> int:
+        if i == 0:
+            raise RuntimeError("chunk 0 failed")
+        done.append(i)
+        return i
+
+    with pytest.raises(RuntimeError, match="chunk 0 failed"):
+        backends.map_chunks(work, range(5), np.zeros(1))
+    assert sorted(done) == [1, 2, 3, 4]
+    assert blas_threads() == before
+
+
+@needs_blas_control
+def test_nested_calls_run_inline_instead_of_deadlocking(two_workers) -> None:
+    def outer(i: int) -> list[int]:
+        return backends.map_chunks(lambda j: 10 * i + j, range(3), np.zeros(1))
+
+    assert backends.map_chunks(outer, range(4), np.zeros(1)) == [
+        [10 * i + j for j in range(3)] for i in range(4)
+    ]
+
+
+@needs_blas_control
+def test_overlapping_callers_restore_blas_threads(two_workers) -> None:
+    """The BLAS hold is counted: the last caller out restores the thread count."""
+    before = blas_threads()
+    start = threading.Barrier(3, timeout=10)
+
+    def caller() -> None:
+        start.wait()
+        a = np.ones((40, 40))
+        for _ in range(20):
+            backends.map_chunks(lambda i: a @ a, range(4), a)
+
+    threads = [threading.Thread(target=caller) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert blas_threads() == before
+
+
+CONV_CASES = [
+    ((16, 3, 9, 9), (4, 3, 3, 3), 1, 1),  # F > C: col2im backward
+    ((16, 6, 8, 8), (4, 6, 3, 3), 1, 1),  # F <= C: transposed backward
+    ((16, 3, 9, 8), (5, 3, 3, 3), 2, 1),  # stride 2, truncated width
+]
+
+
+def conv_fb(case, dtype=np.float64):
+    from xplayers.layers import conv
+
+    xs, ws, stride, pad = case
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    param = {"stride": stride, "pad": pad, "truncate": True}
+    out, cache = conv_forward_fast(x, w, b, param)
+    dout = np.cos(out)
+    return [out, *conv_backward_fast(dout, cache)], len(conv._batch_chunks(x, 1, 1))
+
+
+@needs_blas_control
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+def test_parallel_conv_matches_sequential_and_repeats_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, case
+) -> None:
+    from xplayers.layers import conv
+
+    monkeypatch.setattr(conv, "MIN_CHUNK_ELEMENTS", 0)
+    monkeypatch.setattr(conv, "CHUNK_IMAGES", 3)
+    monkeypatch.setenv(_threads.THREADS_ENV, "1")
+    sequential, _ = conv_fb(case)
+    monkeypatch.setenv(_threads.THREADS_ENV, "2")
+    parallel, chunks = conv_fb(case)
+    assert chunks >= 4 and chunks % 2 == 0  # a multiple of the workers
+    for _ in range(5):
+        again, _ = conv_fb(case)
+        for a, b in zip(again, parallel, strict=True):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(parallel, sequential, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_working_pool() -> None:
+    """The child's copy of the pool has no threads: it must start a new one."""
+    code = (
+        "import os, numpy as np, backends\n"
+        "os.environ['XPLAYERS_NUM_THREADS'] = '2'\n"
+        "assert backends.map_chunks(lambda i: i + 1, range(4), np.zeros(1)) == [1, 2, 3, 4]\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    ok = backends.map_chunks(lambda i: i * 3, range(4), np.zeros(1)) == [0, 3, 6, 9]\n"
+        "    os._exit(0 if ok else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(status))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, timeout=60, capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
