@@ -107,35 +107,62 @@ def _pool(size: int) -> ThreadPoolExecutor:
     with _lock:
         if _state["pool"] is None or _state["size"] != size:
             old = _state["pool"]
-            _state["pool"] = ThreadPoolExecutor(
-                size, thread_name_prefix="xplayers-chunk", initializer=_mark_worker
-            )
+            _state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="xplayers-chunk")
             _state["size"] = size
             if old is not None:
                 old.shutdown(wait=False)
         return _state["pool"]
 
 
-def _mark_worker() -> None:
+def _as_worker(fn: Callable[[], None]) -> None:
+    """Run ``fn`` with this thread marked busy, so nested calls run inline."""
+    outer = getattr(_worker, "busy", False)
     _worker.busy = True
+    try:
+        fn()
+    finally:
+        _worker.busy = outer
 
 
 def map_chunks(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """[fn(item) for item in items], the items run concurrently on the host.
 
+    The calling thread and ``workers() - 1`` pool threads take items from one
+    queue (waking fewer threads costs less than handing every item over).
     ``fn`` must touch only its own part of any shared output. Results come
     back in the order of ``items``, so a caller that sums them gets the same
-    bits on every run. Every item finishes before an exception is re-raised.
+    bits on every run. Every item runs even when one fails; the error of the
+    first failing item is then re-raised.
     """
     items = list(items)
-    size = workers()
-    if size <= 1 or len(items) <= 1:
+    most = workers()
+    size = min(most, len(items))
+    if size <= 1:
         return [fn(item) for item in items]
-    pool = _pool(size)
+    results: list[Any] = [None] * len(items)
+    errors: list[tuple[int, BaseException]] = []
+    order = iter(range(len(items)))
+    take = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            with take:
+                i = next(order, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as exc:  # re-raised below, in the caller
+                errors.append((i, exc))
+
+    pool = _pool(most - 1)
     _enter()
     try:
-        futures = [pool.submit(fn, item) for item in items]
-        wait(futures)
+        helpers = [pool.submit(_as_worker, drain) for _ in range(size - 1)]
+        _as_worker(drain)
+        wait(helpers)
     finally:
         _leave()
-    return [f.result() for f in futures]
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return results

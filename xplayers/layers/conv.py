@@ -358,15 +358,22 @@ class _Lowering:
         """Adjoint of ``columns``: (C*HH*WW, nb*Ho*ws) -> plane gradient (s, s, C, nb, hs, ws).
 
         One slice-add per kernel offset; overlapping windows accumulate because
-        each ``+=`` reads back what earlier offsets wrote.
+        each ``+=`` reads back what earlier offsets wrote. The first offset of
+        each plane is assigned instead, and only the rest of that plane zeroed
+        (its run starts at 0, so that is the tail): no pass to clear the planes.
         """
         s, xp, length = self.stride, self.xp, self.length
         d = xp.reshape(dcols, (self.c, self.hh * self.ww, m, length))
-        dflat, fresh = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
-        if not fresh:
-            dflat[...] = 0
+        dflat, _ = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
+        started = set()
         for k, a, b, start in self.offsets:
-            dflat[a, b, :, :, start : start + length] += d[:, k, ...]
+            if (a, b) in started:
+                dflat[a, b, :, :, start : start + length] += d[:, k, ...]
+            else:
+                started.add((a, b))
+                dflat[a, b, :, :, :start] = 0
+                dflat[a, b, :, :, start : start + length] = d[:, k, ...]
+                dflat[a, b, :, :, start + length :] = 0
         return xp.reshape(dflat, (s, s, self.c, m, self.hs, self.ws))
 
     def unphase_into(self, dx: Any, n0: int, dplanes: Any) -> None:
