@@ -4,11 +4,16 @@
 
 Everything runs in one process, interleaved (ours, then the reference, in
 every repeat), and reports medians in float32. Each timed call is preceded
-by one untimed call of the same function, because memory left idle is
-returned to the host and is slow to touch again. The device is synchronized
-before every timer stops. The reference is torch.nn.functional (+ autograd
-for the backward) on CPU with the same thread count, or on CUDA when the
-backend is cupy and CUDA answers.
+by one untimed call of the same function, which touches memory that was
+returned to the host while idle. The device is synchronized before every
+timer stops. ``--settle S`` also pauses S seconds before each of them, so
+that threads the previous contender left spinning go idle first: OpenBLAS
+threads wait ~0.1 s for more work after a multi-threaded call and measurably
+slowed torch's calls that came right after one (xplayers' conv now holds the
+BLAS at one thread, so it leaves none spinning).
+The reference is torch.nn.functional (+ autograd for the backward) on CPU
+with the same thread count, or on CUDA when the backend is cupy and CUDA
+answers.
 """
 
 from __future__ import annotations
@@ -45,11 +50,16 @@ NAIVE_SHAPE = ((100, 3, 31, 31), (25, 3, 3, 3), 2, 1)
 POOL_SHAPE = (128, 32, 32, 32)
 
 
+#: Seconds to let the previous contender's spinning threads go idle (--settle).
+SETTLE_S = 0.0
+
+
 def timed(fns: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], None]) -> dict:
-    """Median seconds of each function, interleaved; one untimed warm call before each."""
+    """Median seconds of each function, interleaved; a pause and an untimed call before each."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            time.sleep(SETTLE_S)
             fn()
             sync()
             t0 = time.perf_counter()
@@ -242,10 +252,17 @@ def bench_pool(s: Setup, repeats: int, rng: np.random.Generator) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SETTLE_S
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "torch"])
     p.add_argument("--repeats", type=int, default=7, help="timed runs per case (median)")
     p.add_argument("--quick", action="store_true", help="3 repeats: a smoke run")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="seconds of pause before each timed function (0: none)",
+    )
     p.add_argument(
         "--threads",
         type=int,
@@ -254,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     repeats = 3 if args.quick else args.repeats
+    SETTLE_S = max(0.0, args.settle)
     try:
         s = Setup(args.backend, args.threads)
     except backends.BackendError as exc:
@@ -262,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     print(
         f"backend {args.backend} on {s.adapter.device_name(s.adapter.default_device())}, float32, "
-        f"{repeats} repeats (medians), torch threads {args.threads}"
+        f"{repeats} repeats (medians), torch threads {args.threads}, "
+        f"chunk workers {backends.chunk_workers(s.array(np.zeros(1, dtype=np.float32)))}"
         + ("" if s.torch is not None else "; torch reference unavailable")
     )
     peak = matmul_gflops(s, repeats)
