@@ -286,8 +286,8 @@ class _Work:
         self._call: dict[tuple, Any] = {}
         self._prefix = (geometry, str(self.dtype), str(self.device))
 
-    def zeros(self, name: str, shape: tuple[int, ...]) -> tuple[Any, bool]:
-        """(array, fresh): ``fresh`` is True the first time, when it is all zeros.
+    def zeros(self, name: str, shape: tuple[int, ...]) -> Any:
+        """The work array ``name``: all zeros when first made, as left by its last use after.
 
         Looked up in the calling thread's store: chunks that run concurrently
         (``backends.map_chunks``) each get their own arrays.
@@ -296,13 +296,13 @@ class _Work:
         key = (self._prefix, name, shape)
         a = arrays.get(key)
         if a is not None:
-            return a, False
+            return a
         held = sum(_nbytes(v.shape, v.dtype) for v in arrays.values())
         if held + _nbytes(shape, self.dtype) > WORKSPACE_BYTES:
             arrays.clear()
         a = self.xp.zeros(shape, dtype=self.dtype, device=self.device)
         arrays[key] = a
-        return a, True
+        return a
 
 
 def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
@@ -343,7 +343,7 @@ class _Lowering:
     def planes(self, n0: int, n1: int) -> Any:
         """Phase planes of x[n0:n1]; the padding stays zero from the first chunk on."""
         s, xp = self.stride, self.xp
-        planes, _ = self.work.zeros("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
+        planes = self.work.zeros("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
         xt = xp.permute_dims(self.x[n0:n1, ...], (1, 0, 2, 3))
         for a, b, pr, pc, xr, xc in self.phases:
             planes[a, b, :, :, pr, pc] = xt[:, :, xr, xc]
@@ -353,7 +353,7 @@ class _Lowering:
         """Columns (C*HH*WW, nb*Ho*ws) of x[n0:n1], rows ordered like w flattens."""
         s, xp, m, length = self.stride, self.xp, n1 - n0, self.length
         flat = xp.reshape(self.planes(n0, n1), (s, s, self.c, m, self.hs * self.ws))
-        cols, _ = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
+        cols = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
         for k, a, b, start in self.offsets:
             cols[:, k, ...] = flat[a, b, :, :, start : start + length]
         return xp.reshape(cols, (self.rows, m * length))
@@ -368,7 +368,7 @@ class _Lowering:
         """
         s, xp, length = self.stride, self.xp, self.length
         d = xp.reshape(dcols, (self.c, self.hh * self.ww, m, length))
-        dflat, _ = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
+        dflat = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
         started = set()
         for k, a, b, start in self.offsets:
             if (a, b) in started:
@@ -397,7 +397,7 @@ def _on_grid(work: _Work, name: str, a: Any, n0: int, n1: int, ws: int, xp: Modu
     The junk columns of the reused work array are never written, so they stay zero.
     """
     k, h, w = a.shape[1:]
-    grid, _ = work.zeros(name, (k, n1 - n0, h, ws))
+    grid = work.zeros(name, (k, n1 - n0, h, ws))
     grid[..., :w] = xp.permute_dims(a[n0:n1, ...], (1, 0, 2, 3))
     return xp.reshape(grid, (k, (n1 - n0) * h * ws))
 
@@ -427,7 +427,7 @@ def _conv_into(out: Any, low: _Lowering, w2: Any, bias: Any) -> None:
 
     def chunk(span: tuple[int, int]) -> None:
         cols = low.columns(*span)
-        prod, _ = low.work.zeros("prod", (f, cols.shape[1]))
+        prod = low.work.zeros("prod", (f, cols.shape[1]))
         backends.matmul_into(w2, cols, prod)
         if bias is not None:
             prod += bias
@@ -460,7 +460,7 @@ def _backward_transposed(
         cols = low.columns(*span)
         xg = _on_grid(work, "xgrid", x, *span, low.ws, xp)
         if need_dx:
-            prod, _ = work.zeros("prod", (c, cols.shape[1]))
+            prod = work.zeros("prod", (c, cols.shape[1]))
             _write_grid(dx, span[0], backends.matmul_into(wt2, cols, prod), low.ws, xp)
         return cols @ xp.matrix_transpose(xg)
 
@@ -529,7 +529,7 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
         cols = low.columns(n0, n1)
         d2 = _on_grid(work, "dout", dout, n0, n1, low.ws, xp)
         if need_dx:
-            dcols, _ = work.zeros("dcols", (low.rows, (n1 - n0) * low.length))
+            dcols = work.zeros("dcols", (low.rows, (n1 - n0) * low.length))
             backends.matmul_into(w2t, d2, dcols)
             low.unphase_into(dx, n0, low.col2im(dcols, n1 - n0))
         # dw2.T (C*HH*WW, F) = cols @ d2.T: BLAS runs this orientation of the
