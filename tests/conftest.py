@@ -91,6 +91,15 @@ def other_backend(request: pytest.FixtureRequest) -> BackendCase:
     return _case(request.param)
 
 
+@pytest.fixture(params=["flat", "channels_last"])
+def conv_lowering(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once per column layout of the fast convolution, forced."""
+    from xplayers.layers import conv
+
+    monkeypatch.setattr(conv, "LOWERING", request.param)
+    return request.param
+
+
 @pytest.fixture
 def numpy_case() -> BackendCase:
     return _case("numpy")

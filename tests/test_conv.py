@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import backends
 from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
+from xplayers.layers import conv
 from xplayers.layers.conv import (
     conv_backward_fast,
     conv_backward_naive,
@@ -16,10 +17,29 @@ from xplayers.layers.conv import (
     conv_forward_naive,
 )
 
+
+def _lowered(lowering, fn):
+    """fn with the fast convolution's column layout forced to ``lowering``."""
+
+    def run(*args, **kwargs):
+        saved, conv.LOWERING = conv.LOWERING, lowering
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            conv.LOWERING = saved
+
+    return run
+
+
 IMPLS = {
     "naive": (conv_forward_naive, conv_backward_naive),
-    "fast": (conv_forward_fast, conv_backward_fast),
+    "fast": (_lowered("flat", conv_forward_fast), _lowered("flat", conv_backward_fast)),
+    "fast_channels_last": (
+        _lowered("channels_last", conv_forward_fast),
+        _lowered("channels_last", conv_backward_fast),
+    ),
 }
+FAST = [IMPLS["fast"], IMPLS["fast_channels_last"]]
 
 # x shape, w shape, stride, pad: odd sizes, pad 0, stride 2 and 3, strides that
 # leave rows over (accepted with truncate=True, floored as torch does) and
@@ -115,14 +135,14 @@ def test_naive_equals_fast(n, c, f, h, w, hh, ww, stride, pad, seed):
     x, wt, b = make(rng, (n, c, h, w), (f, c, hh, ww))
     param = {"stride": stride, "pad": pad, "truncate": True}
     out_n, cache_n = conv_forward_naive(x, wt, b, param)
-    out_f, cache_f = conv_forward_fast(x, wt, b, param)
-    np.testing.assert_allclose(out_f, out_n, rtol=1e-10, atol=1e-10)
     dout = rng.standard_normal(out_n.shape)
-    for gn, gf in zip(
-        conv_backward_naive(dout, cache_n), conv_backward_fast(dout, cache_f), strict=True
-    ):
-        assert gf.shape == gn.shape
-        np.testing.assert_allclose(gf, gn, rtol=1e-10, atol=1e-10)
+    grads_n = conv_backward_naive(dout, cache_n)
+    for fwd, bwd in FAST:
+        out_f, cache_f = fwd(x, wt, b, param)
+        np.testing.assert_allclose(out_f, out_n, rtol=1e-10, atol=1e-10)
+        for gn, gf in zip(grads_n, bwd(dout, cache_f), strict=True):
+            assert gf.shape == gn.shape
+            np.testing.assert_allclose(gf, gn, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-10), (np.float32, 1e-5)])
@@ -159,7 +179,7 @@ def test_dtype_and_namespace_preserved(backend, impl):
 
 
 @pytest.mark.parametrize("case", [*GRAD_SHAPES, ((4, 3, 12, 10), (5, 3, 3, 3), 1, 1)])
-def test_fast_matches_torch(case):
+def test_fast_matches_torch(case, conv_lowering):
     torch = pytest.importorskip("torch")
     xs, ws, s, p = case
     rng = np.random.default_rng(3)
@@ -280,10 +300,8 @@ CHUNK_SHAPES = [
 
 @pytest.mark.parametrize("case", CHUNK_SHAPES)
 @pytest.mark.parametrize("per_chunk", [1, 2, 3])
-def test_fast_batch_chunks_match_naive(backend, monkeypatch, case, per_chunk):
+def test_fast_batch_chunks_match_naive(backend, monkeypatch, case, per_chunk, conv_lowering):
     """Tiny chunks (1-3 images, an uneven last one) give the one-chunk results."""
-    from xplayers.layers import conv
-
     monkeypatch.setattr(conv, "CHUNK_IMAGES", per_chunk)
     monkeypatch.setattr(conv, "MIN_CHUNK_ELEMENTS", 0)
     spans = []
@@ -314,10 +332,8 @@ def test_fast_batch_chunks_match_naive(backend, monkeypatch, case, per_chunk):
             assert items[-1][1] == xs[0]
 
 
-def test_matmul_into_fast_path_equals_portable(monkeypatch):
+def test_matmul_into_fast_path_equals_portable(monkeypatch, conv_lowering):
     """numpy's matmul(out=) route and the portable ``out[...] = a @ b`` agree."""
-    from xplayers.layers import conv
-
     monkeypatch.setattr(conv, "CHUNK_IMAGES", 2)
     rng = np.random.default_rng(7)
     x, w, b = make(rng, (5, 3, 7, 7), (4, 3, 3, 3))
@@ -342,7 +358,7 @@ def test_matmul_into_fast_path_equals_portable(monkeypatch):
 
 
 @pytest.mark.parametrize("case", GRAD_SHAPES[:4], ids=str)
-def test_backward_without_dx_gives_the_same_param_grads(backend, case):
+def test_backward_without_dx_gives_the_same_param_grads(backend, case, conv_lowering):
     """need_dx=False (a first layer) skips dx and leaves dw and db unchanged."""
     xs, ws, stride, pad = case
     x, w, b = (backend.asarray(a) for a in make(np.random.default_rng(8), xs, ws))
@@ -355,7 +371,7 @@ def test_backward_without_dx_gives_the_same_param_grads(backend, case):
     np.testing.assert_array_equal(backend.numpy(db2), backend.numpy(db))
 
 
-def test_work_arrays_are_private_to_each_thread():
+def test_work_arrays_are_private_to_each_thread(conv_lowering):
     """Work arrays outlive a call, per thread: concurrent convs must not share them."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -375,3 +391,46 @@ def test_work_arrays_are_private_to_each_thread():
             for exp, res in zip(expected, got, strict=True):
                 for e, r in zip(exp, res, strict=True):
                     np.testing.assert_array_equal(r, e)
+
+
+# ----------------------------------------------------------- column layouts
+@pytest.mark.parametrize(
+    "xs, ws, stride, pad, expected",
+    [
+        ((2, 16, 16, 16), (8, 16, 3, 3), 2, 1, "channels_last"),  # Wo 8
+        ((2, 64, 24, 24), (8, 64, 3, 3), 2, 1, "channels_last"),  # Wo 12
+        ((2, 32, 8, 8), (8, 32, 1, 1), 2, 0, "channels_last"),  # 1x1, Wo 4
+        ((2, 64, 32, 32), (8, 64, 3, 3), 2, 1, "flat"),  # Wo 16
+        ((2, 8, 16, 16), (8, 8, 3, 3), 2, 1, "flat"),  # too few channels
+        ((2, 64, 8, 8), (8, 64, 3, 3), 1, 1, "flat"),  # stride 1
+    ],
+)
+def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride, pad, expected):
+    """ "auto" picks the layout the docs promise, and either gives the naive results."""
+    used = []
+    for name in ("_conv_channels_last", "_backward_channels_last", "_conv_into"):
+        real = getattr(conv, name)
+        monkeypatch.setattr(
+            conv, name, lambda *a, _r=real, _n=name, **k: used.append(_n) or _r(*a, **k)
+        )
+    rng = np.random.default_rng(11)
+    x, w, b = make(rng, xs, ws)
+    param = cparam(xs, ws, stride, pad)
+    out_n, cache_n = conv_forward_naive(x, w, b, param)
+    dout = rng.standard_normal(out_n.shape)
+    expected_all = [out_n, *conv_backward_naive(dout, cache_n)]
+    out, cache = conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
+    got = [out, *conv_backward_fast(backend.asarray(dout), cache)]
+    if expected == "channels_last":
+        assert used == ["_conv_channels_last", "_backward_channels_last"]
+    else:
+        assert used[0] == "_conv_into" and "_backward_channels_last" not in used
+    for ours, ref in zip(got, expected_all, strict=True):
+        np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_unknown_layout_raises(monkeypatch):
+    monkeypatch.setattr(conv, "LOWERING", "nhwc")
+    x, w, b = _args()
+    with pytest.raises(ValueError, match=r"LOWERING must be one of .*'channels_last'.*got 'nhwc'"):
+        conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})

@@ -142,7 +142,7 @@ def conv_fb(case, dtype=np.float64):
 @needs_blas_control
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
 def test_parallel_conv_matches_sequential_and_repeats_bit_for_bit(
-    monkeypatch: pytest.MonkeyPatch, case
+    monkeypatch: pytest.MonkeyPatch, case, conv_lowering: str
 ) -> None:
     from xplayers.layers import conv
 
