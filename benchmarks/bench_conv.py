@@ -38,6 +38,7 @@ from xplayers.layers.conv import (
     conv_backward_naive,
     conv_forward_fast,
     conv_forward_naive,
+    fast_layout,
 )
 
 CONV_SHAPES = [  # x shape, w shape, stride, pad
@@ -139,7 +140,8 @@ def bench_conv(s: Setup, repeats: int, peak: float, rng: np.random.Generator) ->
             param["truncate"] = True
         t = _conv_case(s, xs, ws, param, repeats, rng)
         flops = conv_flops(xs, ws, stride, pad)
-        print(f"x{xs} w{ws} s{stride} p{pad}")
+        layout = fast_layout(xs, ws, stride, pad)
+        print(f"x{xs} w{ws} s{stride} p{pad}  ({layout.replace('_', '-')} columns)")
         row("  forward", t["fwd"], t.get("tfwd"), flops, peak)
         row("  forward+backward", t["fb"], t.get("tfb"), 3 * flops, peak)
 

@@ -421,6 +421,7 @@ def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride
     expected_all = [out_n, *conv_backward_naive(dout, cache_n)]
     out, cache = conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
     got = [out, *conv_backward_fast(backend.asarray(dout), cache)]
+    assert conv.fast_layout(xs, ws, stride, pad) == expected
     if expected == "channels_last":
         assert used == ["_conv_channels_last", "_backward_channels_last"]
     else:

@@ -646,11 +646,13 @@ def _backward_transposed(
 #: strides above 1 with at least CHANNELS_LAST_MIN_C channels and outputs at
 #: most CHANNELS_LAST_MAX_WO wide, flat windows otherwise. Measured on a
 #: 2-core AVX-512 machine (float32, fwd+bwd, batch 128, 3x3 stride 2 unless
-#: said): channels-last was 7-20 % faster at 16x16 and 8x8 inputs with 32-128
+#: said): channels-last was 7-20 % faster at 16x16 and 8x8 inputs with 16-128
 #: channels (Wo 4-8; 1x1 kernels too) and 9 % at 24x24 (Wo 12); at 32x32 (Wo
 #: 16) the two tied within 5 % either way, 5x5 kernels included; with 8
-#: channels or fewer flat windows were 12-20 % faster. Small outputs are where
-#: flat windows waste most: a junk column per (WW-1)//s of every Wo.
+#: channels flat windows were 12 % faster at Wo 16 (5 % slower at Wo 8), and
+#: with 3 they were 15-20 % faster. Small outputs are where flat windows
+#: waste most: a junk column per (WW-1)//s of every Wo, and planes padded
+#: by whole rows.
 LOWERING = "auto"
 CHANNELS_LAST_MIN_C = 16
 CHANNELS_LAST_MAX_WO = 12
@@ -666,6 +668,13 @@ def _use_channels_last(stride: int, c: int, wo: int) -> bool:
     if LOWERING == "auto":
         return stride > 1 and c >= CHANNELS_LAST_MIN_C and wo <= CHANNELS_LAST_MAX_WO
     return LOWERING == "channels_last"
+
+
+def fast_layout(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, pad: int) -> str:
+    """The column layout ``conv_forward_fast`` uses for x (N, C, H, W) and w (F, C, HH, WW):
+    "flat" or "channels_last" (see LOWERING)."""
+    wo = (x_shape[3] + 2 * pad - w_shape[3]) // stride + 1
+    return "channels_last" if _use_channels_last(stride, x_shape[1], wo) else "flat"
 
 
 def _lowering(
