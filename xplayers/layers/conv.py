@@ -31,6 +31,7 @@ from typing import Any
 import backends
 
 from .._checks import check_floating, check_ndim, check_shape, describe, namespace
+from ._chunks import split_batch
 
 
 # ----------------------------------------------------------------- validation
@@ -236,26 +237,15 @@ def _offsets(hh: int, ww: int, stride: int, ws: int) -> list[tuple[int, int, int
 def _batch_chunks(
     x: Any, rows: int, cols_per_image: int, scale: float = 1.0
 ) -> list[tuple[int, int]]:
-    """[n0, n1) ranges covering x's batch in near-equal chunks.
+    """[n0, n1) ranges covering x's batch in near-equal chunks (``split_batch``).
 
     On a CPU: chunks of at most scale*CHUNK_ELEMENTS column elements
-    (CHUNK_IMAGES images, or more when they are small), and a multiple of the cores
-    ``backends.map_chunks`` keeps busy, so no core idles at the end. On a
-    GPU: one chunk, fewer launches.
+    (CHUNK_IMAGES images, or more when they are small, up to
+    scale*MIN_CHUNK_ELEMENTS).
     """
-    n = x.shape[0]
-    if n == 0:
-        return []
-    if not backends.on_cpu(x):
-        return [(0, n)]
     per_image = max(1, rows * cols_per_image)
     cap = max(CHUNK_IMAGES, int(scale * MIN_CHUNK_ELEMENTS) // per_image)
-    most = max(1, min(cap, int(scale * CHUNK_ELEMENTS) // per_image))
-    workers = backends.chunk_workers(x)
-    count = -(-n // most)
-    count = min(n, -(-count // workers) * workers)
-    size = -(-n // count)
-    return [(n0, min(n, n0 + size)) for n0 in range(0, n, size)]
+    return split_batch(x, min(cap, int(scale * CHUNK_ELEMENTS) // per_image))
 
 
 #: Bytes of work arrays one thread keeps between calls on a CPU. Fresh memory

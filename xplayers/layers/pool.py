@@ -16,8 +16,9 @@ Two implementations share the validation:
 * ``max_pool_forward_naive`` / ``max_pool_backward_naive``: the readable
   reference, one Python iteration per output position.
 * ``max_pool_forward_fast`` / ``max_pool_backward_fast``: no Python loop over
-  the batch, channels or pixels; only over the ph*pw window offsets, each of
-  which sees all windows at once as one strided slice.
+  the channels or pixels; only over the ph*pw window offsets, each of which
+  sees all windows of a batch chunk at once as one strided slice, and over
+  the batch chunks (see CHUNK_ELEMENTS).
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import backends
+
 from .._checks import check_floating, check_ndim, check_shape, describe, namespace
+from ._chunks import split_batch
+
+#: Input elements per batch chunk of the fast layer on a CPU (8 MiB in
+#: float32). The chunks run on all cores (``backends.map_chunks``): at (128,
+#: 32, 32, 32) with 2x2 windows, forward+backward went from 23 to 10 ms on 2
+#: cores. Smaller chunks measured slower (2 MiB: 11 ms, 0.5 MiB: 14 ms):
+#: more passes, and no cache gain to pay for them.
+CHUNK_ELEMENTS = 1 << 21
 
 
 # ----------------------------------------------------------------- validation
@@ -74,11 +85,19 @@ def _unpack_cache(dout: Any, cache: tuple) -> tuple[Any, ModuleType, int, int, i
     return x, xp, ph, pw, stride, ho, wo
 
 
-def _offset_index(di: int, dj: int, stride: int, ho: int, wo: int) -> tuple[slice, ...]:
-    """Index of the (N, C, Ho, Wo) strided view of the pixels at offset (di, dj) of every window."""
+def _offset_index(
+    di: int, dj: int, stride: int, ho: int, wo: int, batch: slice = slice(None)
+) -> tuple[slice, ...]:
+    """Index of the (nb, C, Ho, Wo) strided view of the pixels at offset (di, dj)
+    of every window of the images ``batch``."""
     rows = slice(di, di + stride * (ho - 1) + 1, stride)
     cols = slice(dj, dj + stride * (wo - 1) + 1, stride)
-    return (slice(None), slice(None), rows, cols)
+    return (batch, slice(None), rows, cols)
+
+
+def _chunks(x: Any) -> list[tuple[int, int]]:
+    per_image = max(1, x.shape[1] * x.shape[2] * x.shape[3])
+    return split_batch(x, CHUNK_ELEMENTS // per_image)
 
 
 # ---------------------------------------------------------------------- naive
@@ -117,18 +136,24 @@ def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
 def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     """Same result as ``max_pool_forward_naive``: elementwise maximum of the ph*pw offset views.
 
-    Each offset view is a strided slice (no copy), so the whole forward is
-    ph*pw - 1 elementwise passes over (N, C, Ho, Wo).
+    Each offset view is a strided slice (no copy), so the forward is ph*pw -
+    1 elementwise passes over (nb, C, Ho, Wo) per batch chunk.
     """
     xp = namespace(x=x)
     ph, pw, stride, ho, wo = _pool_geometry(x, pool_param, xp)
-    views = [x[_offset_index(di, dj, stride, ho, wo)] for di in range(ph) for dj in range(pw)]
-    if len(views) == 1:
-        out = xp.asarray(views[0], copy=True)
-    else:
-        out = xp.maximum(views[0], views[1])
-        for view in views[2:]:
-            out = xp.maximum(out, view)
+    out = xp.empty((x.shape[0], x.shape[1], ho, wo), dtype=x.dtype, device=x.device)
+
+    def chunk(span: tuple[int, int]) -> None:
+        batch = slice(*span)
+        views = [
+            x[_offset_index(di, dj, stride, ho, wo, batch)] for di in range(ph) for dj in range(pw)
+        ]
+        top = views[0]
+        for view in views[1:]:
+            top = xp.maximum(top, view)
+        out[batch, ...] = top
+
+    backends.map_chunks(chunk, _chunks(x), x)
     return out, (x, out, pool_param)
 
 
@@ -140,7 +165,7 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     Where windows do not overlap (stride >= pool size), each offset's gradient
     is written rather than added, and where they also tile x exactly (stride ==
     pool height == pool width) every pixel is written once, so dx needs no zero
-    fill.
+    fill. Batch chunks as in the forward.
     """
     x, xp, ph, pw, stride, ho, wo = _unpack_cache(dout, cache)
     out = cache[1]
@@ -148,19 +173,25 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     tiled = stride == ph == pw
     dx = xp.empty_like(x) if tiled else xp.zeros_like(x)
     last = ph * pw - 1
-    free = None
-    for k in range(ph * pw):
-        index = _offset_index(*divmod(k, pw), stride, ho, wo)
-        hit = x[index] == out
-        if free is not None:
-            hit = xp.logical_and(hit, free)
-        if k < last:
-            # hit is a subset of free, so xor removes exactly the claimed windows.
-            free = xp.logical_not(hit) if free is None else xp.logical_xor(free, hit)
-        # A 0/1 mask times dout: NumPy's where() on a random mask is 4x slower.
-        routed = xp.astype(hit, dout.dtype) * dout
-        if overlapping:
-            dx[index] += routed
-        else:
-            dx[index] = routed
+
+    def chunk(span: tuple[int, int]) -> None:
+        batch = slice(*span)
+        top, grad = out[batch, ...], dout[batch, ...]
+        free = None
+        for k in range(ph * pw):
+            index = _offset_index(*divmod(k, pw), stride, ho, wo, batch)
+            hit = x[index] == top
+            if free is not None:
+                hit = xp.logical_and(hit, free)
+            if k < last:
+                # hit is a subset of free, so xor removes exactly the claimed windows.
+                free = xp.logical_not(hit) if free is None else xp.logical_xor(free, hit)
+            # A 0/1 mask times dout: NumPy's where() on a random mask is 4x slower.
+            routed = xp.astype(hit, dout.dtype) * grad
+            if overlapping:
+                dx[index] += routed
+            else:
+                dx[index] = routed
+
+    backends.map_chunks(chunk, _chunks(x), x)
     return dx
