@@ -91,6 +91,38 @@ def other_backend(request: pytest.FixtureRequest) -> BackendCase:
     return _case(request.param)
 
 
+class ChunkSpy:
+    """The batch spans each ``backends.map_chunks`` call was given, in call order."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[int, int]]] = []
+
+    def assert_chunks(self, like: Any, most: int, n: int, calls: int = 2) -> None:
+        """On a CPU: ``calls`` calls, each covering [0, n) in order, no chunk over ``most``."""
+        if not backends.on_cpu(like):
+            return
+        assert len(self.calls) == calls
+        for items in self.calls:
+            assert max(n1 - n0 for n0, n1 in items) <= most
+            assert [n0 for n0, _ in items] == [0, *(n1 for _, n1 in items[:-1])]
+            assert items[-1][1] == n
+
+
+@pytest.fixture
+def chunk_spans(monkeypatch: pytest.MonkeyPatch) -> ChunkSpy:
+    """Records the chunks layers hand to ``backends.map_chunks`` (which still runs them)."""
+    spy = ChunkSpy()
+    real = backends.map_chunks
+
+    def record(fn: Any, items: Any, like: Any) -> list:
+        items = list(items)
+        spy.calls.append(items)
+        return real(fn, items, like)
+
+    monkeypatch.setattr(backends, "map_chunks", record)
+    return spy
+
+
 @pytest.fixture(params=["flat", "channels_last"])
 def conv_lowering(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs the test once per column layout of the fast convolution, forced."""

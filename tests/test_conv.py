@@ -300,19 +300,12 @@ CHUNK_SHAPES = [
 
 @pytest.mark.parametrize("case", CHUNK_SHAPES)
 @pytest.mark.parametrize("per_chunk", [1, 2, 3])
-def test_fast_batch_chunks_match_naive(backend, monkeypatch, case, per_chunk, conv_lowering):
+def test_fast_batch_chunks_match_naive(
+    backend, monkeypatch, chunk_spans, case, per_chunk, conv_lowering
+):
     """Tiny chunks (1-3 images, an uneven last one) give the one-chunk results."""
     monkeypatch.setattr(conv, "CHUNK_IMAGES", per_chunk)
     monkeypatch.setattr(conv, "MIN_CHUNK_ELEMENTS", 0)
-    spans = []
-    real_map = backends.map_chunks
-
-    def spy(fn, items, like):
-        items = list(items)
-        spans.append(items)
-        return real_map(fn, items, like)
-
-    monkeypatch.setattr(backends, "map_chunks", spy)
     xs, ws, s, p = case
     rng = np.random.default_rng(6)
     x, w, b = make(rng, xs, ws)
@@ -324,12 +317,7 @@ def test_fast_batch_chunks_match_naive(backend, monkeypatch, case, per_chunk, co
     got = [out, *conv_backward_fast(backend.asarray(dout), cache)]
     for ours, ref in zip(got, expected, strict=True):
         np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
-    if backends.on_cpu(out):
-        assert len(spans) == 2  # forward and backward
-        for items in spans:
-            assert max(n1 - n0 for n0, n1 in items) <= per_chunk
-            assert [n0 for n0, _ in items] == [0, *(n1 for _, n1 in items[:-1])]
-            assert items[-1][1] == xs[0]
+    chunk_spans.assert_chunks(out, per_chunk, xs[0])  # forward and backward
 
 
 def test_matmul_into_fast_path_equals_portable(monkeypatch, conv_lowering):

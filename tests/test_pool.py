@@ -136,20 +136,13 @@ def test_fast_pool_on_every_backend_matches_numpy_naive(backend, problem) -> Non
 
 @pytest.mark.parametrize(("shape", "ph", "pw", "stride"), GEOMETRIES, ids=GEOMETRY_IDS)
 @pytest.mark.parametrize("per_chunk", [1, 2])
-def test_fast_pool_batch_chunks_match_naive(backend, monkeypatch, shape, ph, pw, stride, per_chunk):
+def test_fast_pool_batch_chunks_match_naive(
+    backend, monkeypatch, chunk_spans, shape, ph, pw, stride, per_chunk
+):
     """Chunks of 1-2 images (an uneven last one) give the naive results, ties included."""
     from xplayers.layers import pool
 
     monkeypatch.setattr(pool, "CHUNK_ELEMENTS", per_chunk * shape[1] * shape[2] * shape[3])
-    spans = []
-    real_map = backends.map_chunks
-
-    def spy(fn, items, like):
-        items = list(items)
-        spans.append(items)
-        return real_map(fn, items, like)
-
-    monkeypatch.setattr(backends, "map_chunks", spy)
     shape = (5, *shape[1:])  # 5 images: chunks do not divide the batch evenly
     rng = np.random.default_rng(12)
     x = rng.integers(0, 3, shape).astype(np.float64)  # many ties
@@ -161,12 +154,7 @@ def test_fast_pool_batch_chunks_match_naive(backend, monkeypatch, shape, ph, pw,
     np.testing.assert_allclose(
         backend.numpy(dx), L.max_pool_backward_naive(dout, cache_n), rtol=1e-12, atol=1e-12
     )
-    if backends.on_cpu(out):
-        assert len(spans) == 2  # forward and backward
-        for items in spans:
-            assert max(n1 - n0 for n0, n1 in items) <= per_chunk
-            assert [n0 for n0, _ in items] == [0, *(n1 for _, n1 in items[:-1])]
-            assert items[-1][1] == shape[0]
+    chunk_spans.assert_chunks(out, per_chunk, shape[0])  # forward and backward
 
 
 # ------------------------------------------------------------ parity and dtypes
