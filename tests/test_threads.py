@@ -152,7 +152,7 @@ def test_parallel_conv_matches_sequential_and_repeats_bit_for_bit(
     sequential, _ = conv_fb(case)
     monkeypatch.setenv(_threads.THREADS_ENV, "2")
     parallel, chunks = conv_fb(case)
-    assert chunks >= 4 and chunks % 2 == 0  # a multiple of the workers
+    assert chunks >= 4
     for _ in range(5):
         again, _ = conv_fb(case)
         for a, b in zip(again, parallel, strict=True):
@@ -180,3 +180,25 @@ def test_a_forked_child_gets_a_working_pool() -> None:
         [sys.executable, "-W", "ignore", "-c", code], env=env, timeout=60, capture_output=True
     )
     assert proc.returncode == 0, proc.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "workers, n, most, sizes",
+    [
+        (1, 128, 16, [16] * 8),
+        # Two workers: a half chunk first, so they run half a chunk apart.
+        (2, 128, 16, [8, *[16] * 7, 8]),
+        (3, 128, 16, [5, 10, *[15] * 7, 8]),  # 9 chunks of 15 (a multiple of 3), staggered
+        (2, 100, 16, [6, *[13] * 7, 3]),  # 8 chunks of 13, staggered; the last takes the rest
+        (2, 5, 2, [1, 2, 2]),
+        (2, 3, 16, [2, 1]),  # too few chunks to stagger: 2 near-equal ones
+        (2, 0, 16, []),
+    ],
+)
+def test_split_batch_sizes(monkeypatch: pytest.MonkeyPatch, workers, n, most, sizes) -> None:
+    from xplayers.layers._chunks import split_batch
+
+    monkeypatch.setenv(_threads.THREADS_ENV, str(workers))
+    spans = split_batch(np.zeros((n, 1)), most)
+    assert [n1 - n0 for n0, n1 in spans] == sizes
+    assert [n0 for n0, _ in spans] == [0, *(n1 for _, n1 in spans[:-1])][: len(spans)]
