@@ -423,3 +423,21 @@ def test_unknown_layout_raises(monkeypatch):
     x, w, b = _args()
     with pytest.raises(ValueError, match=r"LOWERING must be one of .*'channels_last'.*got 'nhwc'"):
         conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+
+
+@pytest.mark.parametrize(
+    "xs, ws, stride, pad",
+    [
+        ((0, 3, 6, 6), (2, 3, 3, 3), 1, 1),  # F <= C: the transposed backward
+        ((0, 2, 6, 6), (4, 2, 3, 3), 2, 1),  # F > C: col2im
+    ],
+)
+def test_empty_batch(backend, conv_lowering, xs, ws, stride, pad):
+    """N = 0 gives empty out and dx and zero dw and db, of the right shapes."""
+    x, w, b = (backend.asarray(a) for a in make(np.random.default_rng(13), xs, ws))
+    param = cparam(xs, ws, stride, pad)
+    out, cache = conv_forward_fast(x, w, b, param)
+    dx, dw, db = conv_backward_fast(backend.asarray(np.zeros(tuple(out.shape))), cache)
+    assert out.shape[0] == 0 and tuple(dx.shape) == xs
+    np.testing.assert_array_equal(backend.numpy(dw), np.zeros(ws))
+    np.testing.assert_array_equal(backend.numpy(db), np.zeros(ws[0]))

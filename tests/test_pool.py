@@ -263,3 +263,10 @@ def test_conv_sandwich_matches_its_parts(backend, pool) -> None:
     if pool:
         expected = expected.reshape(2, 4, 3, 2, 3, 2).max(axis=(3, 5))
     np.testing.assert_allclose(backend.numpy(out), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_fast_pool_empty_batch(backend) -> None:
+    x = backend.asarray(np.zeros((0, 2, 4, 4)))
+    out, cache = L.max_pool_forward_fast(x, _pool_param(2, 2, 2))
+    dx = L.max_pool_backward_fast(backend.asarray(np.zeros((0, 2, 2, 2))), cache)
+    assert tuple(out.shape) == (0, 2, 2, 2) and tuple(dx.shape) == (0, 2, 4, 4)

@@ -1,7 +1,8 @@
 """Batch chunks for layers that work through a batch piece by piece.
 
-On a CPU a chunk's passes stay in a core's cache and ``backends.map_chunks``
-runs the chunks on all cores; on a GPU one chunk means fewer launches.
+On a CPU ``backends.map_chunks`` runs the chunks on all cores (and a
+convolution's per-chunk work arrays stay in cache); on a GPU one chunk
+means fewer launches.
 """
 
 from __future__ import annotations

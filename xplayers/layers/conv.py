@@ -535,7 +535,7 @@ def _backward_channels_last(
         return grads
 
     parts = backends.map_chunks(chunk, low.batch_chunks(), x)
-    dwkt, db = _sum_grads(parts, (low.rows, f), x, xp)
+    dwkt, db = _sum_grads(parts, (low.rows, f), f, x, xp)
     dw = xp.permute_dims(xp.reshape(dwkt, (low.hh, low.ww, low.c, f)), (3, 2, 0, 1))
     return dx, xp.reshape(xp.reshape(dw, (-1,)), tuple(w.shape)), db  # dw: a C-ordered copy
 
@@ -562,14 +562,16 @@ def _sum_in_order(parts: list, shape: tuple[int, ...], like: Any, xp: ModuleType
     return total
 
 
-def _sum_grads(parts: list, rows_f: tuple[int, int], like: Any, xp: ModuleType) -> tuple[Any, Any]:
-    """The chunks' (dw share (rows, F), db share (F,)) pairs summed in chunk order.
+def _sum_grads(
+    parts: list, dw_shape: tuple[int, int], f: int, like: Any, xp: ModuleType
+) -> tuple[Any, Any]:
+    """The chunks' (dw share of ``dw_shape``, db share (F,)) pairs summed in chunk order.
 
     db from the chunks' dout, already in cache, rather than one more pass over
     all of dout after them, which no other core would share.
     """
-    dw = _sum_in_order([p[0] for p in parts], rows_f, like, xp)
-    return dw, _sum_in_order([p[1] for p in parts], (rows_f[1],), like, xp)
+    dw = _sum_in_order([p[0] for p in parts], dw_shape, like, xp)
+    return dw, _sum_in_order([p[1] for p in parts], (f,), like, xp)
 
 
 def _write_grid(out: Any, n0: int, prod: Any, ws: int, xp: ModuleType) -> None:
@@ -626,7 +628,7 @@ def _backward_transposed(
         return grads
 
     parts = backends.map_chunks(chunk, low.batch_chunks(), x)
-    dwt, db = _sum_grads(parts, (low.rows, f), x, xp)
+    dwt, db = _sum_grads(parts, (low.rows, c), f, x, xp)
     dw = xp.permute_dims(xp.flip(xp.reshape(dwt, (f, hh, ww, c)), axis=(1, 2)), (0, 3, 1, 2))
     return dx, xp.reshape(xp.reshape(dw, (-1,)), tuple(w.shape)), db  # dw: a C-ordered copy
 
@@ -758,5 +760,5 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
         return grads
 
     parts = backends.map_chunks(chunk, low.batch_chunks(), x)
-    dw2t, db = _sum_grads(parts, (low.rows, f), x, xp)
+    dw2t, db = _sum_grads(parts, (low.rows, f), f, x, xp)
     return dx, xp.reshape(xp.matrix_transpose(dw2t), w.shape), db

@@ -96,6 +96,7 @@ def _offset_index(
 
 
 def _chunks(x: Any) -> list[tuple[int, int]]:
+    """Batch chunks of at most CHUNK_ELEMENTS input elements (at least one image)."""
     per_image = max(1, x.shape[1] * x.shape[2] * x.shape[3])
     return split_batch(x, CHUNK_ELEMENTS // per_image)
 
