@@ -41,6 +41,7 @@ __all__ = [
     "on_cpu",
     "resolve_dtype",
     "slices_are_views",
+    "strided_view",
     "synchronize",
     "to_backend",
     "to_numpy",
@@ -307,6 +308,15 @@ def matmul_into(a: Any, b: Any, out: Any) -> Any:
     if adapter is None:
         raise BackendError(f"matmul_into needs an array for out, got {type(out).__name__}")
     return adapter.matmul_into(a, b, out)
+
+
+def strided_view(x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """A read-only view of C-contiguous ``x`` of ``shape`` with element ``strides``
+    (overlapping windows allowed), or None where the library has none
+    (array_api_strict: the standard has no such view). Callers keep a portable
+    path for None, tested against the view."""
+    b = _adapter_of(x)
+    return None if b is None else b.strided_view(x, shape, strides)
 
 
 def chunk_workers(x: Any) -> int:

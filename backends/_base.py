@@ -4,7 +4,7 @@ Layers never see this class: they take the standard namespace from their
 inputs. The adapter covers only what the Array API standard lacks: whether
 the library is usable here, host <-> library transfer, seeded random numbers,
 device names, synchronisation, and optional fast paths (matmul into a
-buffer, chunks run on several cores).
+buffer, strided views, chunks run on several cores).
 """
 
 from __future__ import annotations
@@ -112,6 +112,13 @@ class Backend:
         """
         out[...] = a @ b
         return out
+
+    def strided_view(self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+        """A view of contiguous ``x``'s memory of ``shape`` with element ``strides``
+        (windows may overlap: read it, never write it), or None where the
+        library has none. The standard has no such view; callers then copy
+        slice by slice."""
+        return None
 
     def chunk_workers(self) -> int:
         """How many independent chunks ``map_chunks`` runs at once."""

@@ -89,3 +89,9 @@ class CupyBackend(Backend):
         import cupy
 
         return cupy.matmul(a, b, out=out)
+
+    def strided_view(self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+        import cupy
+
+        step = x.itemsize
+        return cupy.lib.stride_tricks.as_strided(x, shape, tuple(s * step for s in strides))

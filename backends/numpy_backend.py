@@ -39,6 +39,12 @@ class NumpyBackend(Backend):
     def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
         return np.matmul(a, b, out=out)
 
+    def strided_view(self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+        step = x.itemsize
+        return np.lib.stride_tricks.as_strided(
+            x, shape, tuple(s * step for s in strides), writeable=False
+        )
+
     def chunk_workers(self) -> int:
         return _threads.workers()
 

@@ -83,3 +83,8 @@ class TorchBackend(Backend):
         import torch
 
         return torch.matmul(a, b, out=out)
+
+    def strided_view(self, x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+        import torch
+
+        return torch.as_strided(x, shape, strides, x.storage_offset())

@@ -124,6 +124,18 @@ def test_seeded_uniform_repeats_and_stays_on_backend(backend) -> None:
     assert abs(h1.mean() - 0.5) < 0.03  # 2000 uniforms: std of the mean ~0.0065
 
 
+def test_strided_view_reads_overlapping_windows(backend) -> None:
+    """Windows of 3 overlapping by 1 along each row of a (2, 7) array, as a view."""
+    host = np.arange(14.0).reshape(2, 7)
+    view = backends.strided_view(backend.asarray(host), (2, 3, 3), (7, 2, 1))
+    if backend.name == "array_api_strict":  # the standard has no such view
+        assert view is None
+        return
+    assert backends.backend_of(view) == backend.name
+    expected = np.stack([np.stack([row[2 * u : 2 * u + 3] for u in range(3)]) for row in host])
+    np.testing.assert_array_equal(backend.numpy(view), expected)
+
+
 def test_cpu_backends_draw_the_same_masks(other_backend) -> None:
     """numpy, torch-cpu and array_api_strict share host-drawn numbers for a seed."""
     if other_backend.name not in ("torch", "array_api_strict"):

@@ -441,3 +441,22 @@ def test_empty_batch(backend, conv_lowering, xs, ws, stride, pad):
     assert out.shape[0] == 0 and tuple(dx.shape) == xs
     np.testing.assert_array_equal(backend.numpy(dw), np.zeros(ws))
     np.testing.assert_array_equal(backend.numpy(db), np.zeros(ws[0]))
+
+
+def test_channels_last_windows_without_strided_views(backend, monkeypatch):
+    """The portable window copies give the same bits as the one strided-view copy."""
+    rng = np.random.default_rng(14)
+    cases = [((3, 4, 9, 8), (5, 4, 3, 3), 2, 1), ((2, 3, 10, 7), (3, 3, 4, 4), 4, 2)]
+    monkeypatch.setattr(conv, "LOWERING", "channels_last")
+    adapter = type(backends.get_backend(backend.name))
+    for xs, ws, stride, pad in cases:
+        args = [backend.asarray(a) for a in make(rng, xs, ws)]
+        param = cparam(xs, ws, stride, pad)
+        results = []
+        for hook in (adapter.strided_view, backends.Backend.strided_view):
+            monkeypatch.setattr(adapter, "strided_view", hook)
+            out, cache = conv_forward_fast(*args, param)
+            grads = conv_backward_fast(backend.asarray(np.cos(backend.numpy(out))), cache)
+            results.append([backend.numpy(a) for a in (out, *grads)])
+        for a, b in zip(*results, strict=True):
+            np.testing.assert_array_equal(a, b)
