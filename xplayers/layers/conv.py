@@ -393,10 +393,11 @@ class _ChannelsLast:
     channels-last padded array (nb, Hp, s*Wq, C) and read as (nb, Hp, Wq,
     s*C), each group of s neighbouring columns one row of s*C values: kernel
     columns j = s*q + b that share q then come from ONE contiguous run (over
-    b and c), so each (kernel row, q) is one strided slice copy. Unlike flat
-    windows this needs no stride-phase planes (gathers 1/s dense) and
-    computes no junk columns; but the runs are only a few C long (see
-    LOWERING for where each layout wins).
+    b and c), so each (kernel row, q) is one strided slice copy; where the
+    library has overlapping strided views (``backends.strided_view``) all
+    windows are one copy. Unlike flat windows this needs no stride-phase
+    planes (gathers 1/s dense) and computes no junk columns; but the runs
+    are only a few C long (see LOWERING for where each layout wins).
 
     Arrays are written before they are reshaped for reading, never through
     a reshape: the standard leaves open whether reshape copies.
