@@ -84,6 +84,17 @@ def make(rng, xs, ws, dtype=np.float64):
     return x, w, b
 
 
+def fast_and_naive(backend, rng, xs, ws, param):
+    """[out, dx, dw, db] of the fast layer on ``backend`` and of the naive one in numpy,
+    for random x, w, b of these shapes and a random dout."""
+    x, w, b = make(rng, xs, ws)
+    out_n, cache_n = conv_forward_naive(x, w, b, param)
+    dout = rng.standard_normal(out_n.shape)
+    expected = [out_n, *conv_backward_naive(dout, cache_n)]
+    out, cache = conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
+    return [out, *conv_backward_fast(backend.asarray(dout), cache)], expected
+
+
 @pytest.mark.parametrize("impl", list(IMPLS))
 def test_forward_matches_reference(backend, impl):
     fwd, _ = IMPLS[impl]
@@ -307,17 +318,10 @@ def test_fast_batch_chunks_match_naive(
     monkeypatch.setattr(conv, "CHUNK_IMAGES", per_chunk)
     monkeypatch.setattr(conv, "MIN_CHUNK_ELEMENTS", 0)
     xs, ws, s, p = case
-    rng = np.random.default_rng(6)
-    x, w, b = make(rng, xs, ws)
-    param = cparam(xs, ws, s, p)
-    out_n, cache_n = conv_forward_naive(x, w, b, param)
-    dout = rng.standard_normal(out_n.shape)
-    expected = [out_n, *conv_backward_naive(dout, cache_n)]
-    out, cache = conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
-    got = [out, *conv_backward_fast(backend.asarray(dout), cache)]
+    got, expected = fast_and_naive(backend, np.random.default_rng(6), xs, ws, cparam(xs, ws, s, p))
     for ours, ref in zip(got, expected, strict=True):
         np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
-    chunk_spans.assert_chunks(out, per_chunk, xs[0])  # forward and backward
+    chunk_spans.assert_chunks(got[0], per_chunk, xs[0])  # forward and backward
 
 
 def test_matmul_into_fast_path_equals_portable(monkeypatch, conv_lowering):
@@ -402,13 +406,7 @@ def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride
             conv, name, lambda *a, _r=real, _n=name, **k: used.append(_n) or _r(*a, **k)
         )
     rng = np.random.default_rng(11)
-    x, w, b = make(rng, xs, ws)
-    param = cparam(xs, ws, stride, pad)
-    out_n, cache_n = conv_forward_naive(x, w, b, param)
-    dout = rng.standard_normal(out_n.shape)
-    expected_all = [out_n, *conv_backward_naive(dout, cache_n)]
-    out, cache = conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
-    got = [out, *conv_backward_fast(backend.asarray(dout), cache)]
+    got, expected_all = fast_and_naive(backend, rng, xs, ws, cparam(xs, ws, stride, pad))
     assert conv.fast_layout(xs, ws, stride, pad) == expected
     if expected == "channels_last":
         assert used == ["_conv_channels_last", "_backward_channels_last"]

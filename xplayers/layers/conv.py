@@ -740,11 +740,12 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     _check_dout(dout, x, w, ho, wo)
     _, _, h, wd = x.shape
     f, c, hh, ww = w.shape
+    transposed = TRANSPOSED_DX and stride == 1 and pad < hh and pad < ww and f <= c
+    if transposed and not _use_channels_last(stride, c, wo):
+        return _backward_transposed(dout, x, w, pad, need_dx, xp)  # builds no x lowering
     low = _lowering(x, w, stride, pad, (ho, wo), xp)
     if isinstance(low, _ChannelsLast):
         return _backward_channels_last(dout, low, w, need_dx)
-    if TRANSPOSED_DX and stride == 1 and pad < hh and pad < ww and f <= c:
-        return _backward_transposed(dout, x, w, pad, need_dx, xp)
     work = low.work
     w2 = xp.reshape(w, (f, c * hh * ww))
     if need_dx:
