@@ -32,7 +32,7 @@ import numpy as np
 # Runnable from a source checkout without installing.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import backends
+import xplayers.backends as backends
 from xplayers.layers.conv import (
     conv_backward_fast,
     conv_backward_naive,

@@ -139,7 +139,7 @@ class Steps:
 
 def xplayers_steps(backend: str, X_host: Any, y_host: Any) -> Steps:
     """The path users run: FullyConnectedNet.loss, then adam on every parameter."""
-    import backends
+    import xplayers.backends as backends
     from xplayers.models import FullyConnectedNet
     from xplayers.optim import adam
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    import backends
+    import xplayers.backends as backends
 
     reason = backends.unavailable_reason(args.backend)
     if reason is not None:

@@ -20,7 +20,7 @@ except ImportError:
     # Running `python examples/<name>.py` straight from a source checkout.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import backends
+import xplayers.backends as backends
 from xplayers.cli import DEFAULT_HIDDEN_DIMS, DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_SCALE
 from xplayers.data import get_digits_data
 from xplayers.models import FullyConnectedNet

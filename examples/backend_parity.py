@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from _common import build_fc, digits, example_parser, parse_args, plot_runs, train
 
-import backends
+import xplayers.backends as backends
 
 
 def _backend_list(text: str) -> list[str]:

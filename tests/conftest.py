@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import backends
+import xplayers.backends as backends
 
 _ran: set[str] = set()
 _skipped: dict[str, str] = {}

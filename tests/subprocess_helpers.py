@@ -1,5 +1,5 @@
 """Running the command line and the example scripts as a user would: in a
-fresh interpreter, from a source checkout (PYTHONPATH = the repository root).
+fresh interpreter, against the installed (editable) package.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def run_python(
     *args: str | Path, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    """``python ARGS`` with the checkout importable; stdout/stderr captured as text."""
+    """``python ARGS`` in a fresh interpreter; stdout/stderr captured as text."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["MPLBACKEND"] = "Agg"  # never try to open a window
     return subprocess.run(
         [sys.executable, *map(str, args)],

@@ -10,10 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import backends
 import xplayers
-
-ROOT = Path(__file__).resolve().parents[1]
+import xplayers.backends as backends
 
 
 def test_numpy_is_always_available() -> None:
@@ -153,18 +151,27 @@ def test_import_needs_no_torch_or_cuda() -> None:
         "import sys, xplayers; "
         "print(sorted(m for m in ('torch', 'cupy', 'array_api_strict') if m in sys.modules))"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_users_backends_folder_does_not_shadow_xplayers(tmp_path: Path) -> None:
+    """The adapters install as xplayers.backends: a `backends` package in the user's
+    working directory is the user's own and leaves xplayers working."""
+    (tmp_path / "backends").mkdir()
+    (tmp_path / "backends" / "__init__.py").write_text("raise ImportError('the user's own')\n")
+    code = "import xplayers, xplayers.backends as b; print(b.__name__, xplayers.default_backend())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout.split() == ["xplayers.backends", "numpy"]
 
 
 def test_available_backends_without_torch(tmp_path: Path) -> None:
     """A machine with no torch (simulated by a module that fails to import) still works."""
     (tmp_path / "torch.py").write_text("raise ImportError('no torch here')\n")
     code = "import xplayers; print(xplayers.available_backends())"
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
@@ -185,11 +192,11 @@ def test_cupy_without_a_gpu_is_unavailable_not_a_crash(tmp_path: Path, probe, re
     (pkg / "__init__.py").write_text("from . import cuda\n")
     (pkg / "cuda" / "__init__.py").write_text(f"def is_available():\n    {probe}\n")
     code = (
-        "import backends, xplayers; print(xplayers.available_backends()); "
+        "import xplayers, xplayers.backends as backends; print(xplayers.available_backends()); "
         "print(dict((n, i) for n, ok, i in backends.describe())['cupy']); "
         "print(xplayers.default_backend())"
     )
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
     env.pop("XPLAYERS_BACKEND", None)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True

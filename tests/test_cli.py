@@ -10,7 +10,7 @@ from subprocess_helpers import (
     run_cli,
 )
 
-import backends
+import xplayers.backends as backends
 from xplayers.cli import main
 
 VAL_ACC = r"val accuracy:\s+([0-9.]+)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import backends
+import xplayers.backends as backends
 from xplayers.gradcheck import eval_numerical_gradient, rel_error
 from xplayers.models import ThreeLayerConvNet
 from xplayers.optim import adam

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import backends
+import xplayers.backends as backends
 from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
 from xplayers.layers import conv
 from xplayers.layers.conv import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from subprocess_helpers import REPO, assert_clean_usage_error, assert_png, parse_number, run_python
 
-import backends
+import xplayers.backends as backends
 
 EXAMPLES = REPO / "examples"
 

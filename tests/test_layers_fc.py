@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from layer_cases import CASES, LOSSES, LayerCase
 
-import backends
 import xplayers
+import xplayers.backends as backends
 from xplayers import layers as L
 from xplayers.gradcheck import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import backends
+import xplayers.backends as backends
 from xplayers import optim
 from xplayers.gradcheck import rel_error
 

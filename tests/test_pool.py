@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import backends
+import xplayers.backends as backends
 from xplayers import layers as L
 from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
 

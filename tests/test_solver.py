@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-import backends
+import xplayers.backends as backends
 from xplayers import optim
 from xplayers.data import get_digits_data
 from xplayers.models import FullyConnectedNet

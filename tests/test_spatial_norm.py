@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-import backends
+import xplayers.backends as backends
 from xplayers import layers as L
 from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import backends
-from backends import _threads
+import xplayers.backends as backends
+from xplayers.backends import _threads
 from xplayers.layers import conv_backward_fast, conv_forward_fast
 
 ROOT = Path(__file__).resolve().parents[1]

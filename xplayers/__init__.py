@@ -5,7 +5,7 @@ array-api-strict. The namespace of every computation comes from its inputs.
 
 from __future__ import annotations
 
-from backends import (
+from .backends import (
     BackendError,
     asarray,
     available_backends,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-import backends
+from . import backends
 
 MODES = ("train", "test")
 

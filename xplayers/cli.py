@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-import backends
+from . import backends
 
 __all__ = ["build_parser", "main"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-import backends
+from . import backends
 
 
 def _indices(shape: tuple[int, ...]) -> itertools.product:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import backends
-
+from . import backends
 from ._checks import check_shape, namespace
 
 __all__ = ["adam", "get_update_rule", "rmsprop", "sgd", "sgd_momentum"]

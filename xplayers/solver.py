@@ -48,8 +48,7 @@ from typing import Any
 
 import numpy as np
 
-import backends
-
+from . import backends
 from ._checks import describe
 from .optim import get_update_rule
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-import backends
+from .. import backends
 
 
 def split_batch(x: Any, most: int) -> list[tuple[int, int]]:

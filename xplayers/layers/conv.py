@@ -28,8 +28,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-import backends
-
+from .. import backends
 from .._checks import check_floating, check_ndim, check_shape, describe, namespace
 from ._chunks import split_batch
 

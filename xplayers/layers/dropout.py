@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import backends
-
+from .. import backends
 from .._checks import check_mode, check_shape, namespace
 
 

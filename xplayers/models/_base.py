@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-import backends
+from .. import backends
 
 
 class Model:
