@@ -21,8 +21,8 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import xplayers.backends as backends
-from xplayers.cli import DEFAULT_HIDDEN_DIMS, DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_SCALE
 from xplayers.data import get_digits_data
+from xplayers.defaults import DEFAULT_HIDDEN_DIMS, DEFAULT_LEARNING_RATES, DEFAULT_WEIGHT_SCALE
 from xplayers.models import FullyConnectedNet
 from xplayers.plotting import plot_comparison
 from xplayers.solver import Solver

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from _common import build_fc, digits, example_parser, parse_args, plot_runs, report, train
 
-from xplayers.cli import DEFAULT_LEARNING_RATES
+from xplayers.defaults import DEFAULT_LEARNING_RATES
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,22 +15,10 @@ whenever ``train()`` is not running. A non-finite loss is detected at the
 next flush (at most ``print_every`` iterations late), always before any
 checkpoint is written; the error names the iteration where it first appeared.
 
-Checkpoint format
------------------
-``checkpoint_name`` is the path of ONE file, rewritten after every accuracy
-check (the first iteration and each epoch end) by writing a temporary file in
-the same folder and ``os.replace``-ing it, so a crash never leaves a torn
-file. It is a pickle of a dict (see ``Solver.checkpoint_state``) holding the
-model's ``state_dict()``, the per-parameter optimizer configs (host numpy
-arrays), the solver's settings, epoch and iteration counters, both generators'
-states, the histories and the best parameters. ``keep_checkpoints=True``
-also keeps a copy per epoch as ``<stem>_epoch_<e><suffix>`` (CS231n's naming).
-``Solver.resume`` / ``load_checkpoint`` continue a run exactly: on the same
-backend and seed the rest of the run gives bit-identical losses and params
-(unseeded dropout draws from the backend's own generator and is the one
-source of randomness a checkpoint cannot capture).
-
-Checkpoints are pickles: load only files you wrote yourself.
+Checkpoints
+-----------
+``checkpoint_name`` names the file rewritten atomically after every accuracy
+check; ``xplayers.checkpoint`` holds the format.
 """
 
 from __future__ import annotations
@@ -38,24 +26,19 @@ from __future__ import annotations
 import copy
 import math
 import os
-import pickle
 import sys
-import tempfile
-import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import backends
-from ._checks import describe
+from . import backends, checkpoint
+from ._batches import Split
 from .optim import get_update_rule
 
 __all__ = ["Solver", "TrainingDiverged", "read_checkpoint"]
 
-CHECKPOINT_FORMAT = "xplayers-solver-checkpoint"
-CHECKPOINT_VERSION = 1
+read_checkpoint = checkpoint.read_checkpoint
 
 _DEFAULTS: dict[str, Any] = {
     "update_rule": "sgd",
@@ -72,17 +55,6 @@ _DEFAULTS: dict[str, Any] = {
     "progress": None,
     "keep_checkpoints": False,
 }
-# Settings a checkpoint records and Solver.resume reuses unless overridden.
-_RESUMABLE = (
-    "update_rule",
-    "optim_config",
-    "lr_decay",
-    "batch_size",
-    "num_epochs",
-    "num_train_samples",
-    "num_val_samples",
-    "print_every",
-)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -99,92 +71,6 @@ class TrainingDiverged(FloatingPointError):
         self.iteration = iteration
         self.epoch = epoch
         self.value = value
-
-
-class _Split:
-    """One (X, y) pair: where it lives and how to cut batches from it.
-
-    Host data (numpy, lists) stays on the host; rows are gathered there, cast
-    to the model's dtype (halving the transfer for float64 data and a float32
-    model) and moved once per batch. Backend arrays stay on their device and
-    are indexed there with a device index array; they are moved once, as a
-    whole, if the model lives on another backend.
-    """
-
-    def __init__(self, x_name: str, X: Any, y_name: str, y: Any) -> None:
-        self.on_host = not backends.is_array(X) or isinstance(X, np.ndarray)
-        if self.on_host:
-            X = np.asarray(X)
-            y = np.asarray(backends.to_numpy(y) if backends.is_array(y) else y)
-        elif not backends.is_array(y) or backends.backend_of(y) != backends.backend_of(X):
-            y = backends.asarray(
-                backends.to_numpy(y) if backends.is_array(y) else np.asarray(y),
-                backends.backend_of(X),
-            )
-        if X.ndim < 2:
-            raise ValueError(f"{x_name} must be (N, ...) samples, got a {_describe(X)}")
-        if y.ndim != 1:
-            raise ValueError(f"{y_name} must be (N,) class labels, got a {_describe(y)}")
-        if X.shape[0] != y.shape[0]:
-            raise ValueError(
-                f"{x_name} and {y_name} lengths differ: {x_name} is a {_describe(X)}, "
-                f"{y_name} is a {_describe(y)}"
-            )
-        if backends.numpy_dtype(y.dtype).kind not in "iu":
-            raise TypeError(f"{y_name} must hold integer class labels, got a {_describe(y)}")
-        if self.on_host:
-            y = y.astype(np.int64, copy=False)
-        self.x_name, self.y_name = x_name, y_name
-        self.X, self.y = X, y
-        self.n = int(X.shape[0])
-        self._placed: dict[str, tuple[Any, Any]] = {}
-
-    def _device_arrays(self, backend: str) -> tuple[Any, Any]:
-        """X, y on ``backend`` (device data only; moved at most once per backend)."""
-        if backends.backend_of(self.X) == backend:
-            return self.X, self.y
-        if backend not in self._placed:
-            self._placed[backend] = (
-                backends.asarray(self.X, backend),
-                backends.asarray(self.y, backend),
-            )
-        return self._placed[backend]
-
-    def gather(self, idx: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
-        """Rows ``idx`` (host int array) as (X, y) arrays of ``backend``."""
-        if self.on_host:
-            return self._deliver(self.X[idx], self.y[idx], backend, dtype)
-        X, y = self._device_arrays(backend)
-        xp = backends.get_namespace(X=X)
-        didx = backends.asarray(idx, backend, device=X.device)
-        return xp.take(X, didx, axis=0), xp.take(y, didx, axis=0)
-
-    def rows(self, start: int, stop: int, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
-        """Rows ``start:stop`` as (X, y) arrays of ``backend``."""
-        stop = min(stop, self.n)  # the standard leaves out-of-range slices unspecified
-        if self.on_host:
-            return self._deliver(self.X[start:stop], self.y[start:stop], backend, dtype)
-        X, y = self._device_arrays(backend)
-        return X[start:stop, ...], y[start:stop]
-
-    def subset(self, idx: np.ndarray) -> _Split:
-        """A split of rows ``idx`` only (kept where the data lives)."""
-        if self.on_host:
-            return _Split(self.x_name, self.X[idx], self.y_name, self.y[idx])
-        xp = backends.get_namespace(X=self.X)
-        didx = backends.asarray(idx, backends.backend_of(self.X), device=self.X.device)
-        return _Split(
-            self.x_name, xp.take(self.X, didx, axis=0), self.y_name, xp.take(self.y, didx, axis=0)
-        )
-
-    @staticmethod
-    def _deliver(X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
-        X = X.astype(dtype, copy=False)
-        return backends.asarray(X, backend), backends.asarray(y, backend)
-
-
-def _describe(x: Any) -> str:
-    return describe(x) if hasattr(x, "dtype") else type(x).__name__
 
 
 class Solver:
@@ -234,8 +120,8 @@ class Solver:
             raise KeyError(f"data lacks {missing}; it must hold X_train, y_train, X_val, y_val")
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data["X_val"], data["y_val"]
-        self._train = _Split("X_train", self.X_train, "y_train", self.y_train)
-        self._val = _Split("X_val", self.X_val, "y_val", self.y_val)
+        self._train = Split("X_train", self.X_train, "y_train", self.y_train)
+        self._val = Split("X_val", self.X_val, "y_val", self.y_val)
         if self._train.n == 0:
             raise ValueError("X_train is empty: there is nothing to train on")
 
@@ -383,7 +269,7 @@ class Solver:
         accuracy generator, with replacement as in CS231n). Scores are taken
         in test mode; the count stays on the device and is read once.
         """
-        split = X if isinstance(X, _Split) else _Split("X", X, "y", y)
+        split = X if isinstance(X, Split) else Split("X", X, "y", y)
         if num_samples is not None and split.n > num_samples:
             split = split.subset(self._eval_rng.integers(split.n, size=num_samples))
         backend, dtype = self._backend(), self._dtype()
@@ -507,55 +393,10 @@ class Solver:
     # ------------------------------------------------------------ checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything a checkpoint holds, as host numpy arrays and Python values."""
-        model = self.model
-        if hasattr(model, "state_dict"):
-            model_state = model.state_dict()
-        else:
-            model_state = {"params": backends.to_backend(model.params, "numpy")}
-        best_norm = self._best_norm_params
-        rule = self.update_rule_name
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "model_class": type(model).__name__,
-            "model": model_state,
-            "settings": {
-                **{k: getattr(self, k) for k in _RESUMABLE if k != "update_rule"},
-                "update_rule": rule if isinstance(rule, str) else None,
-                "update_rule_repr": getattr(rule, "__qualname__", repr(rule)),
-                "seed": self.seed,
-            },
-            "optim_configs": backends.to_backend(self.optim_configs, "numpy"),
-            "epoch": self.epoch,
-            "iteration": self.iteration,
-            "num_train": self._train.n,
-            "rng": {
-                "batch": self._batch_rng.bit_generator.state,
-                "eval": self._eval_rng.bit_generator.state,
-            },
-            "loss_history": list(self.loss_history),
-            "train_acc_history": list(self.train_acc_history),
-            "val_acc_history": list(self.val_acc_history),
-            "acc_iterations": list(self.acc_iterations),
-            "best_val_acc": self.best_val_acc,
-            "best_params": backends.to_backend(self.best_params, "numpy"),
-            "best_norm_params": None
-            if best_norm is None
-            else [
-                {k: v for k, v in backends.to_backend(p, "numpy").items() if backends.is_array(v)}
-                for p in best_norm
-            ],
-        }
+        return checkpoint.solver_state(self)
 
     def _save_checkpoint(self) -> None:
-        if self.checkpoint_name is None:
-            return
-        path = Path(self.checkpoint_name)
-        state = self.checkpoint_state()
-        _atomic_pickle(state, path)
-        if self.keep_checkpoints:
-            kept = path.with_name(f"{path.stem}_epoch_{self.epoch}{path.suffix}")
-            _atomic_pickle(state, kept)
+        checkpoint.save_solver(self)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a checkpoint into this solver and its model, to continue with ``train()``.
@@ -563,35 +404,7 @@ class Solver:
         The model must have the same architecture (parameter names and shapes)
         as the one saved; it keeps its current backend.
         """
-        state = read_checkpoint(path)
-        model = self.model
-        backend = self._backend()
-        if hasattr(model, "load_state_dict"):
-            model.load_state_dict(state["model"])
-        else:
-            model.params = backends.to_backend(state["model"]["params"], backend)
-        if state["num_train"] != self._train.n:
-            warnings.warn(
-                f"checkpoint {str(path)!r} was trained on {state['num_train']} rows, X_train "
-                f"has {self._train.n}: the run will not repeat the original one",
-                stacklevel=2,
-            )
-        self.optim_configs = backends.to_backend(state["optim_configs"], backend)
-        self.epoch = state["epoch"]
-        self.iteration = state["iteration"]
-        self._batch_rng.bit_generator.state = state["rng"]["batch"]
-        self._eval_rng.bit_generator.state = state["rng"]["eval"]
-        self._pending = []
-        self.loss_history = list(state["loss_history"])
-        self.train_acc_history = list(state["train_acc_history"])
-        self.val_acc_history = list(state["val_acc_history"])
-        self.acc_iterations = list(state["acc_iterations"])
-        self.best_val_acc = state["best_val_acc"]
-        self.best_params = backends.to_backend(state["best_params"], backend)
-        best_norm = state["best_norm_params"]
-        self._best_norm_params = (
-            None if best_norm is None else [backends.to_backend(p, backend) for p in best_norm]
-        )
+        checkpoint.load_into(self, path)
 
     @classmethod
     def resume(
@@ -603,7 +416,7 @@ class Solver:
         num_epochs, sample counts, print_every, seed) are reused unless given in
         ``kwargs``; a callable update rule is not saved and must be passed again.
         """
-        state = read_checkpoint(path)
+        state = checkpoint.read_checkpoint(path)
         settings = dict(state["settings"])
         if settings.get("update_rule") is None and "update_rule" not in kwargs:
             raise ValueError(
@@ -615,40 +428,6 @@ class Solver:
         solver = cls(model, data, **settings)
         solver.load_checkpoint(path)
         return solver
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The dict saved by a Solver checkpoint (host numpy arrays). Trusted files only."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    with open(path, "rb") as f:
-        state = pickle.load(f)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not an xplayers Solver checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"checkpoint {str(path)!r} has format version {state.get('version')}, "
-            f"this xplayers reads version {CHECKPOINT_VERSION}"
-        )
-    return state
-
-
-def _atomic_pickle(obj: Any, path: Path) -> None:
-    """Write ``obj`` to ``path`` so that readers see the old file or the new one, whole."""
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _copy_params(params: dict[str, Any]) -> dict[str, Any]:

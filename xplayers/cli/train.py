@@ -1,14 +1,4 @@
-"""The ``xplayers`` command line: train a model, list the backends.
-
-    xplayers train                       # FC net on the bundled digits, default backend
-    xplayers train --backend torch --update-rule sgd_momentum --lr 0.05 --plot curves.png
-    xplayers train --model cnn --dataset cifar10 --data-dir ~/data/cifar10 --epochs 1
-    xplayers backends
-
-User mistakes (a bad flag value, an unavailable backend, a missing data
-folder) end with an argparse-style message and exit status 2, never with a
-traceback; a run that diverges ends with status 1 and says so.
-"""
+"""``xplayers train``: train a model with the Solver and report its accuracy."""
 
 from __future__ import annotations
 
@@ -22,147 +12,42 @@ from typing import Any
 
 import numpy as np
 
-from . import backends
-
-__all__ = ["build_parser", "main"]
-
-# Defaults chosen so that a bare `xplayers train` reaches ~97 % validation
-# accuracy on the digits in about two seconds on a 2-core CPU. A weight scale
-# of 0.1 is close to He initialisation for the 64 digit pixels; CS231n's 1e-2
-# makes the first epochs crawl.
-DEFAULT_HIDDEN_DIMS = (100, 100)
-DEFAULT_EPOCHS = 15
-DEFAULT_BATCH_SIZE = 100
-DEFAULT_UPDATE_RULE = "adam"
-DEFAULT_WEIGHT_SCALE = 0.1
-DEFAULT_CNN_WEIGHT_SCALE = 1e-3
-DEFAULT_CNN_HIDDEN = 100
-#: A learning rate per update rule, tuned for the default net on the digits
-#: (each reaches 95-98 % validation accuracy in 15 epochs): one shared rate
-#: would leave plain SGD barely moving or make Adam overshoot.
-DEFAULT_LEARNING_RATES: dict[str, float] = {
-    "sgd": 0.3,
-    "sgd_momentum": 0.1,
-    "rmsprop": 3e-3,
-    "adam": 5e-3,
-}
-
-UPDATE_RULES = ("sgd", "sgd_momentum", "rmsprop", "adam")
-NORMALIZATIONS = ("none", "batchnorm", "layernorm")
-DTYPES = ("float32", "float64")
-
-EXIT_USAGE = 2  # argparse's own status for bad arguments
-EXIT_FAILED = 1  # the run itself failed (diverged)
+from .. import backends
+from ..defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CNN_HIDDEN,
+    DEFAULT_CNN_WEIGHT_SCALE,
+    DEFAULT_EPOCHS,
+    DEFAULT_HIDDEN_DIMS,
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_UPDATE_RULE,
+    DEFAULT_WEIGHT_SCALE,
+    DTYPES,
+    NORMALIZATIONS,
+    UPDATE_RULES,
+)
+from ._common import (
+    EXIT_FAILED,
+    UsageError,
+    backend_name,
+    decay,
+    hidden_dims,
+    keep_probability,
+    learning_rate,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 
 
-class UsageError(Exception):
-    """A user mistake found after parsing; reported like an argparse error."""
-
-    def __init__(self, parser: argparse.ArgumentParser, message: str):
-        super().__init__(message)
-        self.parser = parser
-
-
-# --------------------------------------------------------------------- types
-
-
-def _int_at_least(text: str, low: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _int_at_least(text, 1, "a positive integer")
-
-
-def _non_negative_int(text: str) -> int:
-    return _int_at_least(text, 0, "an integer >= 0")
-
-
-def _finite_float(text: str, *, low: float, high: float, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and low <= value <= high):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
-    return value
-
-
-def _learning_rate(text: str) -> float:
-    value = _finite_float(text, low=0.0, high=math.inf, what="a positive number")
-    if value == 0:
-        raise argparse.ArgumentTypeError("the learning rate must be positive, got 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    return _finite_float(text, low=0.0, high=math.inf, what="a number >= 0")
-
-
-def _keep_probability(text: str) -> float:
-    value = _finite_float(text, low=0.0, high=1.0, what="a keep probability in (0, 1]")
-    if value == 0:
-        raise argparse.ArgumentTypeError("a keep probability of 0 drops every unit; use (0, 1]")
-    return value
-
-
-def _decay(text: str) -> float:
-    value = _finite_float(text, low=0.0, high=1.0, what="a factor in (0, 1]")
-    if value == 0:
-        raise argparse.ArgumentTypeError("a decay of 0 stops learning after one epoch; use (0, 1]")
-    return value
-
-
-def _hidden_dims(text: str) -> tuple[int, ...]:
-    parts = [p.strip() for p in text.split(",")]
-    if not parts or any(not p for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated sizes like 100,100, got {text!r}"
-        )
-    return tuple(_positive_int(p) for p in parts)
-
-
-def _backend_name(text: str) -> str:
-    # Validated by name here; availability is checked after parsing so that the
-    # message can carry the reason (and `xplayers backends` lists them all).
-    name = text.strip().lower()
-    if name not in backends.BACKEND_NAMES:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend {text!r} (choose from {', '.join(backends.BACKEND_NAMES)})"
-        )
-    return name
-
-
-# -------------------------------------------------------------------- parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``xplayers`` command (subcommands train, backends)."""
-    parser = argparse.ArgumentParser(
-        prog="xplayers",
-        description="CS231n-style networks on NumPy, CuPy, PyTorch or array-api-strict.",
-    )
-    from xplayers import __version__
-
-    parser.add_argument("--version", action="version", version=f"xplayers {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    b = sub.add_parser("backends", help="list the array backends and where they run")
-    b.set_defaults(handler=_cmd_backends, subparser=b)
-
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` subcommand's parser."""
     t = sub.add_parser(
         "train",
         help="train a model and report its accuracy",
         description="Train a model with the Solver and print its train/val/test accuracy.",
     )
-    t.set_defaults(handler=_cmd_train, subparser=t)
+    t.set_defaults(handler=run, subparser=t)
 
     what = t.add_argument_group("model and data")
     what.add_argument(
@@ -186,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--hidden-dims",
-        type=_hidden_dims,
+        type=hidden_dims,
         default=None,
         help=f"hidden layer sizes, e.g. 100,100 (fc default {_dims_text(DEFAULT_HIDDEN_DIMS)}; "
         f"cnn: one size, default {DEFAULT_CNN_HIDDEN})",
@@ -199,16 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     what.add_argument(
         "--dropout",
-        type=_keep_probability,
+        type=keep_probability,
         default=1.0,
         help="fc dropout KEEP probability (default: 1, no dropout)",
     )
     what.add_argument(
-        "--reg", type=_non_negative_float, default=0.0, help="L2 regularisation (default: 0)"
+        "--reg", type=non_negative_float, default=0.0, help="L2 regularisation (default: 0)"
     )
     what.add_argument(
         "--weight-scale",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=None,
         help=f"std of the initial weights (default: fc {DEFAULT_WEIGHT_SCALE:g}, "
         f"cnn {DEFAULT_CNN_WEIGHT_SCALE:g})",
@@ -220,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     how = t.add_argument_group("training")
     how.add_argument(
         "--backend",
-        type=_backend_name,
+        type=backend_name,
         default=None,
         help="array library: numpy, cupy, torch or array_api_strict "
         "(default: cupy where available, else numpy; env XPLAYERS_BACKEND)",
@@ -229,12 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     # ones were given; _training_settings fills in the defaults.
     how.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help=f"epochs in all (default: {DEFAULT_EPOCHS}; with --resume, the checkpoint's)",
     )
     how.add_argument(
-        "--batch-size", type=_positive_int, default=None, help=f"(default: {DEFAULT_BATCH_SIZE})"
+        "--batch-size", type=positive_int, default=None, help=f"(default: {DEFAULT_BATCH_SIZE})"
     )
     how.add_argument(
         "--update-rule",
@@ -244,17 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rates = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LEARNING_RATES.items())
     how.add_argument(
-        "--lr", type=_learning_rate, default=None, help=f"learning rate (default: {rates})"
+        "--lr", type=learning_rate, default=None, help=f"learning rate (default: {rates})"
     )
     how.add_argument(
         "--lr-decay",
-        type=_decay,
+        type=decay,
         default=None,
         help="learning-rate factor applied after each epoch (default: 1)",
     )
     how.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         help="seed of the initial weights and the minibatch order (default: 0)",
     )
@@ -281,35 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--plot", type=Path, default=None, metavar="FILE.png", help="write loss/accuracy curves"
     )
-    return parser
 
 
 def _dims_text(dims: tuple[int, ...]) -> str:
     return ",".join(map(str, dims))
-
-
-# ------------------------------------------------------------------ commands
-
-
-def _cmd_backends(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Print one line per backend: name, availability, device or reason."""
-    rows = backends.describe()
-    default = _default_backend_text()
-    width = max(len(name) for name, _, _ in rows)
-    for name, available, info in rows:
-        if available:
-            mark = " (default)" if name == default else ""
-            print(f"{name:<{width}}  available      device: {info}{mark}")
-        else:
-            print(f"{name:<{width}}  not available  reason: {info}")
-    return 0
-
-
-def _default_backend_text() -> str | None:
-    try:
-        return backends.default_backend()
-    except backends.BackendError:
-        return None
 
 
 def _resolve_backend(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
@@ -499,7 +359,7 @@ def _resumed_solver(
     return solver
 
 
-def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Train, report accuracy, and write the plot / checkpoints asked for."""
     _check_args(args, parser)
     backend = _resolve_backend(args, parser)
@@ -555,24 +415,3 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         title = f"{model_text} on {args.dataset} ({backend}, {solver.update_rule_name})"
         print(f"plot:           {plot_history(solver, args.plot, title=title)}")
     return 0
-
-
-# ---------------------------------------------------------------------- main
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``xplayers`` command with ``argv`` (default: ``sys.argv[1:]``); return the
-    exit status (0 success, 1 a failed run, 2 bad arguments)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        return args.handler(args, args.subparser)
-    except UsageError as exc:
-        exc.parser.print_usage(sys.stderr)
-        print(f"{exc.parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SystemExit as exc:  # argparse's own errors, --help and --version
-        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130

@@ -1,0 +1,102 @@
+"""Where a dataset split lives and how minibatches are cut from it.
+
+Host data stays on the host and is moved one batch at a time; device data
+stays on its device and is indexed there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import backends
+from ._checks import describe
+
+__all__ = ["Split"]
+
+
+class Split:
+    """One (X, y) pair: where it lives and how to cut batches from it.
+
+    Host data (numpy, lists) stays on the host; rows are gathered there, cast
+    to the model's dtype (halving the transfer for float64 data and a float32
+    model) and moved once per batch. Backend arrays stay on their device and
+    are indexed there with a device index array; they are moved once, as a
+    whole, if the model lives on another backend.
+    """
+
+    def __init__(self, x_name: str, X: Any, y_name: str, y: Any) -> None:
+        self.on_host = not backends.is_array(X) or isinstance(X, np.ndarray)
+        if self.on_host:
+            X = np.asarray(X)
+            y = np.asarray(backends.to_numpy(y) if backends.is_array(y) else y)
+        elif not backends.is_array(y) or backends.backend_of(y) != backends.backend_of(X):
+            y = backends.asarray(
+                backends.to_numpy(y) if backends.is_array(y) else np.asarray(y),
+                backends.backend_of(X),
+            )
+        if X.ndim < 2:
+            raise ValueError(f"{x_name} must be (N, ...) samples, got a {_describe(X)}")
+        if y.ndim != 1:
+            raise ValueError(f"{y_name} must be (N,) class labels, got a {_describe(y)}")
+        if X.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"{x_name} and {y_name} lengths differ: {x_name} is a {_describe(X)}, "
+                f"{y_name} is a {_describe(y)}"
+            )
+        if backends.numpy_dtype(y.dtype).kind not in "iu":
+            raise TypeError(f"{y_name} must hold integer class labels, got a {_describe(y)}")
+        if self.on_host:
+            y = y.astype(np.int64, copy=False)
+        self.x_name, self.y_name = x_name, y_name
+        self.X, self.y = X, y
+        self.n = int(X.shape[0])
+        self._placed: dict[str, tuple[Any, Any]] = {}
+
+    def _device_arrays(self, backend: str) -> tuple[Any, Any]:
+        """X, y on ``backend`` (device data only; moved at most once per backend)."""
+        if backends.backend_of(self.X) == backend:
+            return self.X, self.y
+        if backend not in self._placed:
+            self._placed[backend] = (
+                backends.asarray(self.X, backend),
+                backends.asarray(self.y, backend),
+            )
+        return self._placed[backend]
+
+    def gather(self, idx: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+        """Rows ``idx`` (host int array) as (X, y) arrays of ``backend``."""
+        if self.on_host:
+            return self._deliver(self.X[idx], self.y[idx], backend, dtype)
+        X, y = self._device_arrays(backend)
+        xp = backends.get_namespace(X=X)
+        didx = backends.asarray(idx, backend, device=X.device)
+        return xp.take(X, didx, axis=0), xp.take(y, didx, axis=0)
+
+    def rows(self, start: int, stop: int, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+        """Rows ``start:stop`` as (X, y) arrays of ``backend``."""
+        stop = min(stop, self.n)  # the standard leaves out-of-range slices unspecified
+        if self.on_host:
+            return self._deliver(self.X[start:stop], self.y[start:stop], backend, dtype)
+        X, y = self._device_arrays(backend)
+        return X[start:stop, ...], y[start:stop]
+
+    def subset(self, idx: np.ndarray) -> Split:
+        """A split of rows ``idx`` only (kept where the data lives)."""
+        if self.on_host:
+            return Split(self.x_name, self.X[idx], self.y_name, self.y[idx])
+        xp = backends.get_namespace(X=self.X)
+        didx = backends.asarray(idx, backends.backend_of(self.X), device=self.X.device)
+        return Split(
+            self.x_name, xp.take(self.X, didx, axis=0), self.y_name, xp.take(self.y, didx, axis=0)
+        )
+
+    @staticmethod
+    def _deliver(X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+        X = X.astype(dtype, copy=False)
+        return backends.asarray(X, backend), backends.asarray(y, backend)
+
+
+def _describe(x: Any) -> str:
+    return describe(x) if hasattr(x, "dtype") else type(x).__name__

@@ -1,0 +1,57 @@
+"""The ``xplayers`` command line: train a model, list the backends.
+
+    xplayers train                       # FC net on the bundled digits, default backend
+    xplayers train --backend torch --update-rule sgd_momentum --lr 0.05 --plot curves.png
+    xplayers train --model cnn --dataset cifar10 --data-dir ~/data/cifar10 --epochs 1
+    xplayers backends
+
+Each subcommand is a module here with ``add_parser(sub)`` and ``run(args,
+parser)``. User mistakes (a bad flag value, an unavailable backend, a missing
+data folder) end with an argparse-style message and exit status 2, never
+with a traceback; a run that diverges ends with status 1 and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import list_backends, train
+from ._common import EXIT_FAILED, EXIT_USAGE, UsageError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``xplayers`` command (subcommands train, backends)."""
+    parser = argparse.ArgumentParser(
+        prog="xplayers",
+        description="CS231n-style networks on NumPy, CuPy, PyTorch or array-api-strict.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"xplayers {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    for command in (list_backends, train):
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``xplayers`` command with ``argv`` (default: ``sys.argv[1:]``); return the
+    exit status (0 success, 1 a failed run, 2 bad arguments)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.handler(args, args.subparser)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        print(f"{exc.parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # argparse's own errors, --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

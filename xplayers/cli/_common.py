@@ -1,0 +1,92 @@
+"""What every subcommand shares: the usage error, exit statuses and argument types."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from .. import backends
+
+EXIT_USAGE = 2  # argparse's own status for bad arguments
+EXIT_FAILED = 1  # the run itself failed (diverged)
+
+
+class UsageError(Exception):
+    """A user mistake found after parsing; reported like an argparse error."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser = parser
+
+
+def int_at_least(text: str, low: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text: str) -> int:
+    return int_at_least(text, 0, "an integer >= 0")
+
+
+def finite_float(text: str, *, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def learning_rate(text: str) -> float:
+    value = finite_float(text, low=0.0, high=math.inf, what="a positive number")
+    if value == 0:
+        raise argparse.ArgumentTypeError("the learning rate must be positive, got 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    return finite_float(text, low=0.0, high=math.inf, what="a number >= 0")
+
+
+def keep_probability(text: str) -> float:
+    value = finite_float(text, low=0.0, high=1.0, what="a keep probability in (0, 1]")
+    if value == 0:
+        raise argparse.ArgumentTypeError("a keep probability of 0 drops every unit; use (0, 1]")
+    return value
+
+
+def decay(text: str) -> float:
+    value = finite_float(text, low=0.0, high=1.0, what="a factor in (0, 1]")
+    if value == 0:
+        raise argparse.ArgumentTypeError("a decay of 0 stops learning after one epoch; use (0, 1]")
+    return value
+
+
+def hidden_dims(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sizes like 100,100, got {text!r}"
+        )
+    return tuple(positive_int(p) for p in parts)
+
+
+def backend_name(text: str) -> str:
+    # Validated by name here; availability is checked after parsing so that the
+    # message can carry the reason (and `xplayers backends` lists them all).
+    name = text.strip().lower()
+    if name not in backends.BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {text!r} (choose from {', '.join(backends.BACKEND_NAMES)})"
+        )
+    return name
