@@ -9,11 +9,14 @@ buffer, strided views, chunks run on several cores).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from ._policy import DEVICE, HOST, WorkPolicy
 
 
 class Backend:
@@ -123,6 +126,15 @@ class Backend:
     def chunk_workers(self) -> int:
         """How many independent chunks ``map_chunks`` runs at once."""
         return 1
+
+    def work_policy(self, x: Any) -> WorkPolicy:
+        """How work on array ``x`` is chunked, threaded and buffered: host
+        chunks on every core with kept work arrays in host memory, one chunk
+        elsewhere."""
+        if not self.on_cpu(x):
+            return DEVICE
+        workers = self.chunk_workers()
+        return HOST if workers == HOST.workers else dataclasses.replace(HOST, workers=workers)
 
     def map_chunks(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """[fn(item) for item in items]; libraries whose own operations leave

@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"backend {args.backend} on {s.adapter.device_name(s.adapter.default_device())}, float32, "
         f"{repeats} repeats (medians), torch threads {args.threads}, "
-        f"chunk workers {backends.chunk_workers(s.array(np.zeros(1, dtype=np.float32)))}"
+        f"chunk workers {backends.work_policy(s.array(np.zeros(1, dtype=np.float32))).workers}"
         + ("" if s.torch is not None else "; torch reference unavailable")
     )
     peak = matmul_gflops(s, repeats)

@@ -98,12 +98,17 @@ class ChunkSpy:
         self.calls: list[list[tuple[int, int]]] = []
 
     def assert_chunks(self, like: Any, most: int, n: int, calls: int = 2) -> None:
-        """On a CPU: ``calls`` calls, each covering [0, n) in order, no chunk over ``most``."""
-        if not backends.on_cpu(like):
-            return
+        """``calls`` calls, each covering [0, n) in order: in chunks of at most ``most``
+        images where the policy of ``like`` chunks (host memory), as one chunk where
+        it does not (a GPU)."""
         assert len(self.calls) == calls
+        chunked = backends.work_policy(like).chunk_elements is not None
         for items in self.calls:
-            assert max(n1 - n0 for n0, n1 in items) <= most
+            if chunked:
+                assert max(n1 - n0 for n0, n1 in items) <= most
+                assert len(items) >= -(-n // most)
+            else:
+                assert items == [(0, n)]
             assert [n0 for n0, _ in items] == [0, *(n1 for _, n1 in items[:-1])]
             assert items[-1][1] == n
 
@@ -121,6 +126,25 @@ def chunk_spans(monkeypatch: pytest.MonkeyPatch) -> ChunkSpy:
 
     monkeypatch.setattr(backends, "map_chunks", record)
     return spy
+
+
+@pytest.fixture
+def host_policy(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``host_policy(**fields)``: layers then see host work policies with these fields
+    replaced (``backends.work_policy``); device policies stay as they are."""
+
+    def override(**fields: Any) -> None:
+        real = backends.work_policy
+
+        def patched(x: Any) -> backends.WorkPolicy:
+            policy = real(x)
+            if policy.chunk_elements is None:
+                return policy
+            return dataclasses.replace(policy, **fields)
+
+        monkeypatch.setattr(backends, "work_policy", patched)
+
+    return override
 
 
 @pytest.fixture(params=["flat", "channels_last"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import xplayers.backends as backends
@@ -22,11 +22,9 @@ def _lowered(lowering, fn):
     """fn with the fast convolution's column layout forced to ``lowering``."""
 
     def run(*args, **kwargs):
-        saved, conv.LOWERING = conv.LOWERING, lowering
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(conv, "LOWERING", lowering)
             return fn(*args, **kwargs)
-        finally:
-            conv.LOWERING = saved
 
     return run
 
@@ -140,8 +138,7 @@ def test_numerical_gradients(backend, impl, case):
     seed=st.integers(0, 2**16),
 )
 def test_naive_equals_fast(n, c, f, h, w, hh, ww, stride, pad, seed):
-    if hh > h + 2 * pad or ww > w + 2 * pad:
-        return
+    assume(hh <= h + 2 * pad and ww <= w + 2 * pad)
     rng = np.random.default_rng(seed)
     x, wt, b = make(rng, (n, c, h, w), (f, c, hh, ww))
     param = {"stride": stride, "pad": pad, "truncate": True}
@@ -312,11 +309,10 @@ CHUNK_SHAPES = [
 @pytest.mark.parametrize("case", CHUNK_SHAPES)
 @pytest.mark.parametrize("per_chunk", [1, 2, 3])
 def test_fast_batch_chunks_match_naive(
-    backend, monkeypatch, chunk_spans, case, per_chunk, conv_lowering
+    backend, host_policy, chunk_spans, case, per_chunk, conv_lowering
 ):
     """Tiny chunks (1-3 images, an uneven last one) give the one-chunk results."""
-    monkeypatch.setattr(conv, "CHUNK_IMAGES", per_chunk)
-    monkeypatch.setattr(conv, "MIN_CHUNK_ELEMENTS", 0)
+    host_policy(chunk_images=per_chunk, min_chunk_elements=0)
     xs, ws, s, p = case
     got, expected = fast_and_naive(backend, np.random.default_rng(6), xs, ws, cparam(xs, ws, s, p))
     for ours, ref in zip(got, expected, strict=True):
@@ -324,9 +320,9 @@ def test_fast_batch_chunks_match_naive(
     chunk_spans.assert_chunks(got[0], per_chunk, xs[0])  # forward and backward
 
 
-def test_matmul_into_fast_path_equals_portable(monkeypatch, conv_lowering):
+def test_matmul_into_fast_path_equals_portable(monkeypatch, host_policy, conv_lowering):
     """numpy's matmul(out=) route and the portable ``out[...] = a @ b`` agree."""
-    monkeypatch.setattr(conv, "CHUNK_IMAGES", 2)
+    host_policy(chunk_images=2, min_chunk_elements=0)
     rng = np.random.default_rng(7)
     x, w, b = make(rng, (5, 3, 7, 7), (4, 3, 3, 3))
     dout = rng.standard_normal((5, 4, 7, 7))
@@ -400,18 +396,19 @@ def test_work_arrays_are_private_to_each_thread(conv_lowering):
 def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride, pad, expected):
     """ "auto" picks the layout the docs promise, and either gives the naive results."""
     used = []
-    for name in ("_conv_channels_last", "_backward_channels_last", "_conv_into"):
-        real = getattr(conv, name)
-        monkeypatch.setattr(
-            conv, name, lambda *a, _r=real, _n=name, **k: used.append(_n) or _r(*a, **k)
-        )
+    for module in (conv._conv_channels_last, conv._conv_flat):
+        for name in ("forward", "backward"):
+            real, label = getattr(module, name), f"{module.__name__.rsplit('.', 1)[1]}.{name}"
+            monkeypatch.setattr(
+                module, name, lambda *a, _r=real, _n=label, **k: used.append(_n) or _r(*a, **k)
+            )
     rng = np.random.default_rng(11)
     got, expected_all = fast_and_naive(backend, rng, xs, ws, cparam(xs, ws, stride, pad))
     assert conv.fast_layout(xs, ws, stride, pad) == expected
     if expected == "channels_last":
-        assert used == ["_conv_channels_last", "_backward_channels_last"]
+        assert used == ["_conv_channels_last.forward", "_conv_channels_last.backward"]
     else:
-        assert used[0] == "_conv_into" and "_backward_channels_last" not in used
+        assert used[0] == "_conv_flat.forward" and "_conv_channels_last.backward" not in used
     for ours, ref in zip(got, expected_all, strict=True):
         np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
 

@@ -98,7 +98,7 @@ def test_bad_inputs() -> None:
 
 
 @pytest.mark.parametrize("rule", [optim.sgd_momentum, optim.rmsprop, optim.adam], ids=repr)
-def test_cache_blocked_update_equals_whole_array_update(rule, backend, monkeypatch) -> None:
+def test_cache_blocked_update_equals_whole_array_update(rule, backend, host_policy) -> None:
     """On a CPU large params are updated in row blocks; the numbers must not change."""
     rng = np.random.default_rng(4)
     host_w, host_dw = rng.standard_normal((7, 5)), rng.standard_normal((7, 5))
@@ -110,8 +110,9 @@ def test_cache_blocked_update_equals_whole_array_update(rule, backend, monkeypat
         return backend.numpy(w), {k: backend.numpy(v) for k, v in config.items() if v is not None}
 
     whole = three_steps()
-    monkeypatch.setattr(optim, "_BLOCK_ELEMENTS", 10)  # 2 rows of 5 per block, 4 blocks
-    assert backends.cache_block_rows(backend.asarray(host_w), 10) in (2, None)
+    host_policy(block_elements=10)  # 2 rows of 5 per block, 4 blocks (host memory)
+    policy = backends.work_policy(backend.asarray(host_w))
+    assert policy.block_rows(host_w.shape) == (None if policy.block_elements is None else 2)
     blocked = three_steps()
     np.testing.assert_array_equal(blocked[0], whole[0])
     for key, value in whole[1].items():

@@ -137,12 +137,10 @@ def test_fast_pool_on_every_backend_matches_numpy_naive(backend, problem) -> Non
 @pytest.mark.parametrize(("shape", "ph", "pw", "stride"), GEOMETRIES, ids=GEOMETRY_IDS)
 @pytest.mark.parametrize("per_chunk", [1, 2])
 def test_fast_pool_batch_chunks_match_naive(
-    backend, monkeypatch, chunk_spans, shape, ph, pw, stride, per_chunk
+    backend, host_policy, chunk_spans, shape, ph, pw, stride, per_chunk
 ):
     """Chunks of 1-2 images (an uneven last one) give the naive results, ties included."""
-    from xplayers.layers import pool
-
-    monkeypatch.setattr(pool, "CHUNK_ELEMENTS", per_chunk * shape[1] * shape[2] * shape[3])
+    host_policy(chunk_elements=per_chunk * shape[1] * shape[2] * shape[3])
     shape = (5, *shape[1:])  # 5 images: chunks do not divide the batch evenly
     rng = np.random.default_rng(12)
     x = rng.integers(0, 3, shape).astype(np.float64)  # many ties

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_chunks_run_concurrently_in_order_with_one_blas_thread(two_workers) -> N
 
 def test_one_worker_runs_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(_threads.THREADS_ENV, "1")
-    assert backends.chunk_workers(np.zeros(1)) == 1
+    assert backends.work_policy(np.zeros(1)).workers == 1
     names = backends.map_chunks(lambda _: threading.current_thread().name, range(3), np.zeros(1))
     assert names == [threading.current_thread().name] * 3
 
@@ -127,8 +128,6 @@ CONV_CASES = [
 
 
 def conv_fb(case, dtype=np.float64):
-    from xplayers.layers import conv
-
     xs, ws, stride, pad = case
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
@@ -136,18 +135,15 @@ def conv_fb(case, dtype=np.float64):
     param = {"stride": stride, "pad": pad, "truncate": True}
     out, cache = conv_forward_fast(x, w, b, param)
     dout = np.cos(out)
-    return [out, *conv_backward_fast(dout, cache)], len(conv._batch_chunks(x, 1, 1))
+    return [out, *conv_backward_fast(dout, cache)], len(cache[-1].lowering.chunks)
 
 
 @needs_blas_control
 @pytest.mark.parametrize("case", CONV_CASES, ids=str)
 def test_parallel_conv_matches_sequential_and_repeats_bit_for_bit(
-    monkeypatch: pytest.MonkeyPatch, case, conv_lowering: str
+    monkeypatch: pytest.MonkeyPatch, host_policy, case, conv_lowering: str
 ) -> None:
-    from xplayers.layers import conv
-
-    monkeypatch.setattr(conv, "MIN_CHUNK_ELEMENTS", 0)
-    monkeypatch.setattr(conv, "CHUNK_IMAGES", 3)
+    host_policy(min_chunk_elements=0, chunk_images=3)
     monkeypatch.setenv(_threads.THREADS_ENV, "1")
     sequential, _ = conv_fb(case)
     monkeypatch.setenv(_threads.THREADS_ENV, "2")
@@ -195,10 +191,18 @@ def test_a_forked_child_gets_a_working_pool() -> None:
         (2, 0, 16, []),
     ],
 )
-def test_split_batch_sizes(monkeypatch: pytest.MonkeyPatch, workers, n, most, sizes) -> None:
-    from xplayers.layers._chunks import split_batch
-
-    monkeypatch.setenv(_threads.THREADS_ENV, str(workers))
-    spans = split_batch(np.zeros((n, 1)), most)
+def test_split_batch_sizes(workers, n, most, sizes) -> None:
+    policy = dataclasses.replace(backends.work_policy(np.zeros(1)), workers=workers)
+    spans = policy.split_batch(n, most)
     assert [n1 - n0 for n0, n1 in spans] == sizes
     assert [n0 for n0, _ in spans] == [0, *(n1 for _, n1 in spans[:-1])][: len(spans)]
+
+
+def test_device_policy_runs_one_chunk_and_one_pass() -> None:
+    """A GPU's policy: the whole batch in one chunk, no cache blocks, no kept arrays."""
+    from xplayers.backends._policy import DEVICE
+
+    assert DEVICE.split_batch(37, 4) == [(0, 37)]
+    assert DEVICE.split_batch(0, 4) == []
+    assert DEVICE.block_rows((3072, 100)) is None
+    assert not DEVICE.keep_workspace and DEVICE.workers == 1

@@ -4,11 +4,10 @@ The state arrays (velocity, cache, m, v) live on w's backend, device and
 dtype, and nothing is copied to the host; they belong to the optimizer and
 are updated in place. Each rule is written once as an element-wise kernel on
 (w, dw, state...); the parameter itself is never written: each rule returns
-a new next_w. On a CPU, large parameters
-are updated in row blocks that fit in cache: the dozen element-wise passes
-of Adam then run from cache instead of from fresh memory, which measured
-2-3x faster for a (3072, 100) float32 weight here. On a GPU the kernel runs
-once over the whole array.
+a new next_w. Where the backend's work policy says so (host memory), large
+parameters are updated in row blocks that fit in cache, so the dozen
+element-wise passes of Adam run from cache instead of from memory; on a GPU
+the kernel runs once over the whole array.
 """
 
 from __future__ import annotations
@@ -20,10 +19,6 @@ from . import backends
 from ._checks import check_shape, namespace
 
 __all__ = ["adam", "get_update_rule", "rmsprop", "sgd", "sgd_momentum"]
-
-# Elements per block: 32768 float32 values are 128 KiB per array, so the
-# handful of arrays one kernel touches stays in a core's L2 cache.
-_BLOCK_ELEMENTS = 1 << 15
 
 
 def _prepare(w: Any, dw: Any, config: dict | None, **defaults: Any) -> tuple[Any, dict]:
@@ -51,12 +46,12 @@ def _state(xp: Any, config: dict, key: str, w: Any) -> Any:
 def _apply(xp: Any, kernel: Callable[..., Any], w: Any, dw: Any, *state: Any) -> Any:
     """next_w = kernel(w, dw, *state), the kernel updating ``state`` in place.
 
-    On a CPU, large parameters go through in cache-sized row blocks. A block
+    Where the work policy blocks, large parameters go through in cache-sized row blocks. A block
     of a state array is a view on libraries whose slices are views (numpy,
     torch, cupy), so the kernel's in-place update lands in the state array;
     elsewhere (the standard leaves it open) the block is written back.
     """
-    rows = backends.cache_block_rows(w, _BLOCK_ELEMENTS)
+    rows = backends.work_policy(w).block_rows(tuple(w.shape))
     if w.ndim == 0 or rows is None or rows >= w.shape[0]:
         return kernel(w, dw, *state)
     write_back = not backends.slices_are_views(w)

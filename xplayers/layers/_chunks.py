@@ -1,43 +1,49 @@
-"""Batch chunks for layers that work through a batch piece by piece.
+"""Batch chunks for the layers that work through a batch piece by piece, and
+the in-order sums of what the chunks return.
 
-On a CPU ``backends.map_chunks`` runs the chunks on all cores (and a
-convolution's per-chunk work arrays stay in cache); on a GPU one chunk
-means fewer launches.
+How big a chunk is and how many run at once is the backend's answer
+(``backends.work_policy``); here it is turned into image counts.
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
+from types import ModuleType
 from typing import Any
 
 from .. import backends
 
 
-def split_batch(x: Any, most: int) -> list[tuple[int, int]]:
-    """[n0, n1) ranges covering x's batch in chunks of at most ``most`` images.
+def conv_chunks(
+    policy: backends.WorkPolicy, n: int, rows: int, cols_per_image: int, scale: float = 1.0
+) -> list[tuple[int, int]]:
+    """[n0, n1) chunks of a batch of ``n`` whose column matrices are (rows, cols_per_image)
+    per image: at most ``scale * policy.chunk_elements`` elements (``policy.chunk_images``
+    images, or more when they are small, up to ``scale * policy.min_chunk_elements``)."""
+    if policy.chunk_elements is None:
+        return policy.split_batch(n, n)
+    per_image = max(1, rows * cols_per_image)
+    cap = max(policy.chunk_images, int(scale * policy.min_chunk_elements) // per_image)
+    return policy.split_batch(n, min(cap, int(scale * policy.chunk_elements) // per_image))
 
-    On a CPU the chunks are near-equal and as many as a multiple of the
-    cores ``backends.map_chunks`` keeps busy, so no core idles at the end;
-    then, with W > 1 workers and at least two chunks each, the first W - 1
-    chunks are cut to 1/W, 2/W, ... of a chunk (the rest shift, the last
-    takes what is left). The workers, which take their first chunks at
-    once, then run a fraction of a chunk apart: one core's copies overlap
-    another's matrix products instead of competing with them for memory
-    (measured on 2 cores: conv fwd+bwd 1-5 % faster). On a GPU: one chunk.
+
+def sum_in_order(parts: list, shape: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
+    """parts[0] + parts[1] + ..., always in this order (same bits on every run);
+    zeros of ``shape`` when there are no parts (an empty batch)."""
+    if not parts:
+        return xp.zeros(shape, dtype=like.dtype, device=like.device)
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def sum_grads(
+    parts: list, dw_shape: tuple[int, int], f: int, like: Any, xp: ModuleType
+) -> tuple[Any, Any]:
+    """The chunks' (dw share of ``dw_shape``, db share (F,)) pairs summed in chunk order.
+
+    db from the chunks' dout, already in cache, rather than one more pass over
+    all of dout after them, which no other core would share.
     """
-    n = x.shape[0]
-    if n == 0:
-        return []
-    if not backends.on_cpu(x):
-        return [(0, n)]
-    workers = backends.chunk_workers(x)
-    count = -(-n // max(1, most))
-    count = min(n, -(-count // workers) * workers)
-    size = -(-n // count)
-    cuts = [0]
-    if workers > 1 and count >= 2 * workers and size >= workers:
-        for k in range(1, workers):
-            cuts.append(cuts[-1] + size * k // workers)
-    cuts += range(cuts[-1] + size, n, size)
-    cuts.append(n)
-    return list(pairwise(cuts))
+    dw = sum_in_order([p[0] for p in parts], dw_shape, like, xp)
+    return dw, sum_in_order([p[1] for p in parts], (f,), like, xp)

@@ -18,7 +18,7 @@ Two implementations share the validation:
 * ``max_pool_forward_fast`` / ``max_pool_backward_fast``: no Python loop over
   the channels or pixels; only over the ph*pw window offsets, each of which
   sees all windows of a batch chunk at once as one strided slice, and over
-  the batch chunks (see CHUNK_ELEMENTS).
+  the batch chunks (``backends.work_policy``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,6 @@ from typing import Any
 
 from .. import backends
 from .._checks import check_floating, check_ndim, check_shape, describe, namespace
-from ._chunks import split_batch
-
-#: Input elements per batch chunk of the fast layer on a CPU (8 MiB in
-#: float32). The chunks run on all cores (``backends.map_chunks``): at (128,
-#: 32, 32, 32) with 2x2 windows, forward+backward went from 23 to 10 ms on 2
-#: cores. Smaller chunks measured slower (2 MiB: 11 ms, 0.5 MiB: 14 ms):
-#: more passes, and no cache gain to pay for them.
-CHUNK_ELEMENTS = 1 << 21
 
 
 # ----------------------------------------------------------------- validation
@@ -95,9 +87,14 @@ def _offset_index(
 
 
 def _chunks(x: Any) -> list[tuple[int, int]]:
-    """Batch chunks of at most CHUNK_ELEMENTS input elements (at least one image)."""
+    """Batch chunks of at most the policy's ``chunk_elements`` input elements (at
+    least one image; one chunk where the policy has no chunks)."""
+    policy = backends.work_policy(x)
+    n = x.shape[0]
+    if policy.chunk_elements is None:
+        return policy.split_batch(n, n)
     per_image = max(1, x.shape[1] * x.shape[2] * x.shape[3])
-    return split_batch(x, CHUNK_ELEMENTS // per_image)
+    return policy.split_batch(n, policy.chunk_elements // per_image)
 
 
 # ---------------------------------------------------------------------- naive

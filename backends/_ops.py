@@ -1,0 +1,90 @@
+"""What the standard lacks, forwarded to the adapter of the array at hand:
+seeded random numbers, products into buffers, strided views, chunked work,
+synchronisation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+from ._policy import WorkPolicy
+from ._registry import _ADAPTERS, BackendError, _adapter_of, available_backends
+from ._workspace import Workspace
+
+
+def uniform_like(x: Any, seed: int | None = None) -> Any:
+    """Uniform [0, 1) samples with the shape, dtype, device and backend of ``x``."""
+    b = _adapter_of(x)
+    if b is None:
+        raise BackendError(f"uniform_like needs an array, got {type(x).__name__}")
+    return b.uniform(tuple(x.shape), x.dtype, x.device, seed)
+
+
+def work_policy(x: Any) -> WorkPolicy:
+    """How work on arrays like ``x`` is chunked, threaded and buffered (see ``WorkPolicy``):
+    cache-sized chunks on every core with kept work arrays in host memory, one
+    chunk on a GPU. Layers ask this instead of asking where ``x`` lives."""
+    b = _adapter_of(x)
+    if b is None:
+        raise BackendError(f"work_policy needs an array, got {type(x).__name__}")
+    return b.work_policy(x)
+
+
+def workspace(xp: ModuleType, like: Any, key: tuple) -> Workspace:
+    """Work arrays for one computation on arrays like ``like`` (``key``: its geometry),
+    kept between calls where ``work_policy(like)`` says so."""
+    return Workspace(xp, like, key, work_policy(like).keep_workspace)
+
+
+def matmul_into(a: Any, b: Any, out: Any) -> Any:
+    """``out[...] = a @ b`` for 2-d arrays of one backend and dtype; returns ``out``.
+
+    Where the library's matmul takes ``out=`` (numpy, cupy, torch) the product
+    is written straight into ``out``, so a reused work buffer saves a fresh
+    allocation (and its page faults) per call; elsewhere a temporary is assigned.
+    """
+    adapter = _adapter_of(out)
+    if adapter is None:
+        raise BackendError(f"matmul_into needs an array for out, got {type(out).__name__}")
+    return adapter.matmul_into(a, b, out)
+
+
+def strided_view(x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
+    """A read-only view of C-contiguous ``x`` of ``shape`` with element ``strides``
+    (overlapping windows allowed), or None where the library has none
+    (array_api_strict: the standard has no such view). Callers keep a portable
+    path for None, tested against the view."""
+    b = _adapter_of(x)
+    return None if b is None else b.strided_view(x, shape, strides)
+
+
+def map_chunks(fn: Callable[[Any], Any], items: Iterable[Any], like: Any) -> list[Any]:
+    """[fn(item) for item in items], in order, for work on arrays like ``like``.
+
+    On numpy the items run concurrently on a thread pool while the BLAS is held
+    at one thread (numpy's copies are single-threaded, its BLAS is not: this
+    keeps every core busy). ``fn`` must write only its own part of any shared
+    output and return what the caller combines, so results are the same bits
+    whatever the scheduling. Other libraries parallelise inside each
+    operation and run the items one by one.
+    """
+    adapter = _adapter_of(like)
+    if adapter is None:
+        raise BackendError(f"map_chunks needs an array for like, got {type(like).__name__}")
+    return adapter.map_chunks(fn, items)
+
+
+def slices_are_views(x: Any) -> bool:
+    """True when basic slices of ``x`` share its memory, so in-place updates of a
+    slice reach ``x`` (numpy, torch, cupy). The standard leaves this open;
+    array_api_strict answers False so code paths that rely on it get tested.
+    """
+    b = _adapter_of(x)
+    return b is not None and b.slices_are_views
+
+
+def synchronize(*names: str) -> None:
+    """Wait for the device work queued by these backends (all when none named)."""
+    for name in names or available_backends():
+        _ADAPTERS[name].synchronize()

@@ -1,0 +1,89 @@
+"""Argument checks and padding shared by the naive and the fast convolution.
+
+``conv_param`` holds ``stride`` and ``pad`` and, optionally, ``truncate``
+(default False). As in CS231n, the stride must tile the padded input:
+(H + 2*pad - HH) % stride == 0, and likewise for the width; otherwise a
+ValueError names the shapes, the stride, the pad and the remainder. With
+``truncate=True`` such inputs are accepted and the trailing rows/columns that
+no window reaches are ignored (their dx is zero): Ho = 1 + (H + 2*pad - HH)
+// stride, the floor torch.nn.functional.conv2d uses.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from .._checks import check_floating, check_ndim, check_shape, describe
+
+
+def conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> tuple[int, ...]:
+    """Check the arguments; return (stride, pad, Ho, Wo)."""
+    check_ndim("x", x, 4, "(N, C, H, W)")
+    check_ndim("w", w, 4, "(F, C, HH, WW)")
+    for name, a in (("x", x), ("w", w), ("b", b)):
+        check_floating(name, a, xp)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"w has {w.shape[1]} input channels but x has {x.shape[1]}: "
+            f"x is a {describe(x)}, w is a {describe(w)} (expected w of shape "
+            f"(F, {x.shape[1]}, HH, WW))"
+        )
+    check_shape("b", b, (w.shape[0],), f"to match w's {w.shape[0]} filters")
+    if w.dtype != x.dtype or b.dtype != x.dtype:
+        raise TypeError(
+            f"x, w and b must share one dtype: x is a {describe(x)}, w is a {describe(w)}, "
+            f"b is a {describe(b)}"
+        )
+    if not isinstance(conv_param, dict) or "stride" not in conv_param or "pad" not in conv_param:
+        raise ValueError(f"conv_param must be a dict with 'stride' and 'pad', got {conv_param!r}")
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride <= 0:
+        raise ValueError(f"conv_param['stride'] must be a positive int, got {stride!r}")
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"conv_param['pad'] must be a non-negative int, got {pad!r}")
+    truncate = conv_param.get("truncate", False)
+    if not isinstance(truncate, bool):
+        raise ValueError(f"conv_param['truncate'] must be True or False, got {truncate!r}")
+    _, _, h, wd = x.shape
+    _, _, hh, ww = w.shape
+    sizes = []
+    for axis, size, k in (("height", h, hh), ("width", wd, ww)):
+        span = size + 2 * pad - k
+        if span < 0:
+            raise ValueError(
+                f"the {k}-wide filter is larger than the padded input {axis} {size + 2 * pad} "
+                f"(x is a {describe(x)}, w is a {describe(w)}, pad={pad})"
+            )
+        if span % stride and not truncate:
+            raise ValueError(
+                f"stride {stride} does not tile the padded input {axis}: ({axis} {size} "
+                f"+ 2*pad {2 * pad} - filter {k}) = {span} leaves a remainder of "
+                f"{span % stride} when divided by the stride (x is a {describe(x)}, w is a "
+                f"{describe(w)}, stride={stride}, pad={pad}); set conv_param['truncate'] = True "
+                f"to ignore the last {span % stride} {'rows' if axis == 'height' else 'columns'}"
+                f" of the padded input that no window reaches (as torch does)"
+            )
+        sizes.append(span // stride + 1)
+    return stride, pad, sizes[0], sizes[1]
+
+
+def _check_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
+    check_shape("dout", dout, (x.shape[0], w.shape[0], ho, wo), "(N, F, Ho, Wo) of the output")
+
+
+def check_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
+    check_shape("dout", dout, (x.shape[0], w.shape[0], ho, wo), "(N, F, Ho, Wo) of the output")
+
+
+def pad_input(x: Any, pad: int, xp: ModuleType) -> Any:
+    """Zero-padded copy of x (N, C, H, W): (N, C, H + 2*pad, W + 2*pad)."""
+    n, c, h, w = x.shape
+    out = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device)
+    out[:, :, pad : pad + h, pad : pad + w] = x
+    return out
+
+
+def unpad(xpad: Any, pad: int) -> Any:
+    _, _, hp, wp = xpad.shape
+    return xpad[:, :, pad : hp - pad, pad : wp - pad]
