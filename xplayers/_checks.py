@@ -9,6 +9,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from . import backends
 
 MODES = ("train", "test")
@@ -45,6 +47,15 @@ def check_shape(name: str, x: Any, expected: tuple[int | None, ...], why: str = 
 def check_floating(name: str, x: Any, xp: ModuleType) -> None:
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{name} must be a real floating array, got a {describe(x)}")
+
+
+def check_count(name: str, value: Any, allow_zero: bool = False) -> int:
+    """A Python or NumPy integer >= 1 (>= 0 with ``allow_zero``), as an int."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok or value < (0 if allow_zero else 1):
+        want = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"{name} must be {want} integer, got {value!r}")
+    return int(value)
 
 
 def check_mode(param_name: str, params: dict) -> str:

@@ -34,6 +34,7 @@ import numpy as np
 
 from . import backends, checkpoint
 from ._batches import Split
+from ._checks import check_count
 from .optim import get_update_rule
 
 __all__ = ["Solver", "TrainingDiverged", "read_checkpoint"]
@@ -129,13 +130,13 @@ class Solver:
         self.update_rule: Callable = get_update_rule(settings["update_rule"])
         self.optim_config = dict(settings["optim_config"] or {})
         self.lr_decay = float(settings["lr_decay"])
-        self.batch_size = _positive_int("batch_size", settings["batch_size"])
-        self.num_epochs = _positive_int("num_epochs", settings["num_epochs"], allow_zero=True)
+        self.batch_size = check_count("batch_size", settings["batch_size"])
+        self.num_epochs = check_count("num_epochs", settings["num_epochs"], allow_zero=True)
         self.num_train_samples = settings["num_train_samples"]
         self.num_val_samples = settings["num_val_samples"]
         self.checkpoint_name = settings["checkpoint_name"]
         self.keep_checkpoints = bool(settings["keep_checkpoints"])
-        self.print_every = _positive_int("print_every", settings["print_every"])
+        self.print_every = check_count("print_every", settings["print_every"])
         self.verbose = bool(settings["verbose"])
         self.progress = settings["progress"]
         self.seed = settings["seed"]
@@ -273,7 +274,7 @@ class Solver:
         if num_samples is not None and split.n > num_samples:
             split = split.subset(self._eval_rng.integers(split.n, size=num_samples))
         backend, dtype = self._backend(), self._dtype()
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = check_count("batch_size", batch_size)
         correct = None
         for start in range(0, split.n, batch_size):
             X_batch, y_batch = split.rows(start, start + batch_size, backend, dtype)
@@ -436,11 +437,3 @@ def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
         return {}
     xp = backends.get_namespace(**{f"params[{k!r}]": v for k, v in params.items()})
     return {k: xp.asarray(v, copy=True) for k, v in params.items()}
-
-
-def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < (0 if allow_zero else 1):
-        want = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{name} must be {want} integer, got {value!r}")
-    return int(value)

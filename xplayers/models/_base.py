@@ -9,7 +9,6 @@ weights on NumPy, CuPy and torch.
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,6 @@ class Model:
         self.params: dict[str, Any] = {}
         self.norm_params: list[dict] = []
         self.reg = 0.0
-
-    @property
-    def xp(self) -> ModuleType:
-        return backends.get_backend(self.backend).namespace()
 
     def _set_params(self, host_params: dict[str, np.ndarray]) -> None:
         """Move host-drawn initial weights to the model's backend and dtype."""
@@ -70,12 +65,8 @@ class Model:
         target = backends.get_backend(backend).name
         self.params = backends.to_backend(self.params, target)
         self.norm_params = [backends.to_backend(p, target) for p in self.norm_params]
-        self._after_norm_params_moved()
         self.backend = target
         return self
-
-    def _after_norm_params_moved(self) -> None:
-        """Hook for subclasses that keep references to the dicts in norm_params."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the model's numbers, as host numpy arrays."""
