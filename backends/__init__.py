@@ -39,10 +39,17 @@ from ._registry import (
     unavailable_reason,
 )
 from ._transfer import asarray, to_backend, to_numpy
-from ._workspace import Workspace, release_workspace, workspace_bytes, workspace_limit
+from ._workspace import (
+    WORKSPACE_ENV,
+    Workspace,
+    release_workspace,
+    workspace_bytes,
+    workspace_limit,
+)
 
 __all__ = [
     "BACKEND_NAMES",
+    "WORKSPACE_ENV",
     "Backend",
     "BackendError",
     "WorkPolicy",

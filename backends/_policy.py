@@ -72,7 +72,7 @@ class WorkPolicy:
         return max(1, self.block_elements // max(row, 1))
 
 
-#: Host memory (measured on 2-core AVX-512 machines: 8 MiB float32 chunks of
+#: Host memory (tuned on 2-core AVX-512 machines: 8 MiB float32 chunks of
 #: columns, at least 4 MiB for many small images; 128 KiB blocks keep the
 #: handful of arrays of an optimizer update in a core's L2 cache).
 HOST = WorkPolicy(

@@ -1,8 +1,8 @@
 """Work arrays that layers reuse across the chunks of a call and, on the host,
 across calls.
 
-Fresh host memory is slow to touch (a page fault per 4 KiB, several ms per
-convolution at CIFAR shapes), so where the policy says so, work arrays are
+Fresh host memory is slow to touch (a page fault per 4 KiB page), so where
+the policy says so, work arrays are
 kept per thread, keyed by the computation's geometry, for the next call.
 All kept arrays together stay within ``workspace_limit()`` bytes:
 ``XPLAYERS_WORKSPACE_MB`` sets it (default 256; 0 keeps nothing), and

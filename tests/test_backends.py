@@ -53,7 +53,11 @@ def test_describe_gives_device_or_reason() -> None:
     assert rows["numpy"] == (True, "cpu")
     for name, (ok, info) in rows.items():
         assert ok == (name in xplayers.available_backends())
-        assert info  # a device name or a reason, never empty
+        if ok:
+            adapter = backends.get_backend(name)
+            assert info == adapter.device_name(adapter.default_device())
+        else:
+            assert info == backends.unavailable_reason(name)
 
 
 def test_asarray_roundtrip_and_dtype(backend) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from asserts import assert_close
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -165,10 +166,9 @@ def test_parity_with_numpy(other_backend, numpy_case, impl, dtype, tol):
         for case in (numpy_case, other_backend):
             args = [case.asarray(a) for a in (x, w, b)]
             out, cache = fwd(*args, cparam(xs, ws, s, p))
-            grads = bwd(case.asarray(dout), cache)
-            results.append([case.numpy(a) for a in (out, *grads)])
-        for ref, got in zip(*results, strict=True):
-            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+            results.append([out, *bwd(case.asarray(dout), cache)])
+        for name, ref, got in zip(("out", "dx", "dw", "db"), *results, strict=True):
+            assert_close(got, ref, like=args[0], rtol=tol, atol=tol, err_msg=name)
 
 
 @pytest.mark.parametrize("impl", list(IMPLS))

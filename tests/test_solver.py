@@ -248,7 +248,12 @@ def test_check_accuracy_matches_a_direct_count(backend, small) -> None:
     expected = float(np.mean(np.argmax(scores, axis=1) == y))
     assert solver.check_accuracy(X, y, batch_size=33) == expected
     assert solver.check_accuracy(backend.asarray(X), backend.asarray(y)) == expected
-    assert 0 <= solver.check_accuracy(X, y, num_samples=10) <= 1
+    # A subsample is scored over its own size: labels equal to the predictions
+    # score 1, labels shifted off them score 0, whichever rows are drawn.
+    predicted = np.argmax(scores, axis=1)
+    assert solver.check_accuracy(X, predicted, num_samples=10) == 1.0
+    assert solver.check_accuracy(X, (predicted + 1) % scores.shape[1], num_samples=10) == 0.0
+    assert (solver.check_accuracy(X, y, num_samples=10) * 10).is_integer()
 
 
 def test_callable_update_rule_and_resume_needs_it(small, tmp_path) -> None:
