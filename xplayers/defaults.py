@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# Defaults chosen so that a bare `xplayers train` reaches ~97 % validation
-# accuracy on the digits in about two seconds on a 2-core CPU. A weight scale
+# Defaults chosen so that a bare `xplayers train` learns the digits in a few
+# seconds on a small CPU (the README gives the accuracy). A weight scale
 # of 0.1 is close to He initialisation for the 64 digit pixels; CS231n's 1e-2
 # makes the first epochs crawl.
 DEFAULT_HIDDEN_DIMS: tuple[int, ...] = (100, 100)
@@ -14,8 +14,8 @@ DEFAULT_WEIGHT_SCALE = 0.1
 DEFAULT_CNN_WEIGHT_SCALE = 1e-3
 DEFAULT_CNN_HIDDEN = 100
 #: A learning rate per update rule, tuned for the default net on the digits
-#: (each reaches 95-98 % validation accuracy in 15 epochs): one shared rate
-#: would leave plain SGD barely moving or make Adam overshoot.
+#: (each learns it within the default epochs): one shared rate would leave
+#: plain SGD barely moving or make Adam overshoot.
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "sgd": 0.3,
     "sgd_momentum": 0.1,

@@ -28,7 +28,7 @@ def affine_param_grads(dout: Any, cache: tuple) -> tuple[Any, Any]:
     """dw = x2.T @ dout, db = sum_n dout: affine_backward without dx.
 
     For a first layer, whose input (the data) needs no gradient: its dx is
-    an (N, D) matmul as large as dw's, about 30 % of a CIFAR-sized FC step.
+    an (N, D) matmul as large as dw's, a large share of a CIFAR-sized FC step.
     """
     x, w, _ = cache
     xp = namespace(dout=dout, x=x)
