@@ -136,9 +136,12 @@ class Backend:
         workers = self.chunk_workers()
         return HOST if workers == HOST.workers else dataclasses.replace(HOST, workers=workers)
 
-    def map_chunks(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    def map_chunks(
+        self, fn: Callable[[Any], Any], items: Iterable[Any], uses_blas: bool = True
+    ) -> list[Any]:
         """[fn(item) for item in items]; libraries whose own operations leave
-        cores idle (numpy) run the items concurrently."""
+        cores idle (numpy) run the items concurrently (``uses_blas``: whether
+        ``fn`` multiplies matrices, so the library's BLAS threads need holding)."""
         return [fn(item) for item in items]
 
     def __repr__(self) -> str:

@@ -59,12 +59,16 @@ def strided_view(x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> An
     return None if b is None else b.strided_view(x, shape, strides)
 
 
-def map_chunks(fn: Callable[[Any], Any], items: Iterable[Any], like: Any) -> list[Any]:
+def map_chunks(
+    fn: Callable[[Any], Any], items: Iterable[Any], like: Any, *, uses_blas: bool = True
+) -> list[Any]:
     """[fn(item) for item in items], in order, for work on arrays like ``like``.
 
     On numpy the items run concurrently on a thread pool while the BLAS is held
     at one thread (numpy's copies are single-threaded, its BLAS is not: this
-    keeps every core busy). ``fn`` must write only its own part of any shared
+    keeps every core busy); work that calls no BLAS (``uses_blas=False``:
+    element-wise passes, pooling) skips the hold, which costs more than a
+    small chunk. ``fn`` must write only its own part of any shared
     output and return what the caller combines, so results are the same bits
     whatever the scheduling. Other libraries parallelise inside each
     operation and run the items one by one.
@@ -72,7 +76,7 @@ def map_chunks(fn: Callable[[Any], Any], items: Iterable[Any], like: Any) -> lis
     adapter = _adapter_of(like)
     if adapter is None:
         raise BackendError(f"map_chunks needs an array for like, got {type(like).__name__}")
-    return adapter.map_chunks(fn, items)
+    return adapter.map_chunks(fn, items, uses_blas)
 
 
 def slices_are_views(x: Any) -> bool:

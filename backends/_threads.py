@@ -124,8 +124,11 @@ def _as_worker(fn: Callable[[], None]) -> None:
         _worker.busy = outer
 
 
-def map_chunks(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+def map_chunks(fn: Callable[[T], R], items: Iterable[T], hold_blas: bool = True) -> list[R]:
     """[fn(item) for item in items], the items run concurrently on the host.
+
+    ``hold_blas``: hold the BLAS at one thread meanwhile (items that multiply
+    matrices); items that call no BLAS skip the hold.
 
     The calling thread and ``workers() - 1`` pool threads take items from one
     queue (waking fewer threads costs less than handing every item over).
@@ -156,13 +159,15 @@ def map_chunks(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
                 errors.append((i, exc))
 
     pool = _pool(most - 1)
-    _enter()
+    if hold_blas:
+        _enter()
     try:
         helpers = [pool.submit(_as_worker, drain) for _ in range(size - 1)]
         _as_worker(drain)
         wait(helpers)
     finally:
-        _leave()
+        if hold_blas:
+            _leave()
     if errors:
         raise min(errors, key=lambda e: e[0])[1]
     return results

@@ -48,5 +48,7 @@ class NumpyBackend(Backend):
     def chunk_workers(self) -> int:
         return _threads.workers()
 
-    def map_chunks(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        return _threads.map_chunks(fn, items)
+    def map_chunks(
+        self, fn: Callable[[Any], Any], items: Iterable[Any], uses_blas: bool = True
+    ) -> list[Any]:
+        return _threads.map_chunks(fn, items, hold_blas=uses_blas)

@@ -119,10 +119,10 @@ def chunk_spans(monkeypatch: pytest.MonkeyPatch) -> ChunkSpy:
     spy = ChunkSpy()
     real = backends.map_chunks
 
-    def record(fn: Any, items: Any, like: Any) -> list:
+    def record(fn: Any, items: Any, like: Any, **options: Any) -> list:
         items = list(items)
         spy.calls.append(items)
-        return real(fn, items, like)
+        return real(fn, items, like, **options)
 
     monkeypatch.setattr(backends, "map_chunks", record)
     return spy

@@ -269,3 +269,25 @@ def test_fast_pool_empty_batch(backend) -> None:
     out, cache = L.max_pool_forward_fast(x, _pool_param(2, 2, 2))
     dx = L.max_pool_backward_fast(backend.asarray(np.zeros((0, 2, 2, 2))), cache)
     assert tuple(out.shape) == (0, 2, 2, 2) and tuple(dx.shape) == (0, 2, 4, 4)
+
+
+def test_conv_relu_pool_equals_the_unfused_chain_exactly(backend) -> None:
+    """relu after the pool is relu before it, gradients included: integer inputs
+    give exact ties, zeros and windows without a positive entry."""
+    rng = np.random.default_rng(9)
+    x = backend.asarray(rng.integers(-2, 3, (3, 2, 6, 6)).astype(np.float64))
+    w = backend.asarray(rng.integers(-1, 2, (4, 2, 3, 3)).astype(np.float64))
+    b = backend.asarray(np.array([0.0, -20.0, 1.0, -1.0]))  # filter 1: nothing positive
+    cp, pp = {"stride": 1, "pad": 1}, _pool_param(2, 2, 2)
+    out, cache = L.conv_relu_pool_forward(x, w, b, cp, pp)
+    a, conv_cache = L.conv_forward_fast(x, w, b, cp)
+    s, relu_cache = L.relu_forward(a)
+    ref, pool_cache = L.max_pool_forward_fast(s, pp)
+    np.testing.assert_array_equal(backend.numpy(out), backend.numpy(ref))
+    assert np.sum(backend.numpy(out)[:, 1]) == 0
+    dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
+    fused = L.conv_relu_pool_backward(dout, cache)
+    ds = L.max_pool_backward_fast(dout, pool_cache)
+    chain = L.conv_backward_fast(L.relu_backward(ds, relu_cache), conv_cache)
+    for name, got, want in zip(("dx", "dw", "db"), fused, chain, strict=True):
+        np.testing.assert_array_equal(backend.numpy(got), backend.numpy(want), err_msg=name)

@@ -52,6 +52,45 @@ def test_chunks_run_concurrently_in_order_with_one_blas_thread(two_workers) -> N
     assert blas_threads() == before
 
 
+@needs_blas_control
+def test_work_without_blas_runs_concurrently_and_leaves_the_blas_alone(two_workers) -> None:
+    before = blas_threads()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def work(i: int) -> int:
+        if i < 2:
+            barrier.wait()
+        return blas_threads()
+
+    assert backends.map_chunks(work, range(4), np.zeros(1), uses_blas=False) == [before] * 4
+
+
+def test_optimizer_blocks_run_on_every_worker(two_workers, monkeypatch) -> None:
+    """A large parameter's blocks go through map_chunks, and so run on two threads."""
+    from xplayers import optim
+
+    seen: set[str] = set()
+    real = backends.map_chunks
+    barrier = threading.Barrier(2, timeout=10)
+
+    def spy(fn, items, like, **options):
+        items = list(items)
+
+        def traced(item):
+            if item in items[:2]:
+                barrier.wait()  # the first two blocks run at once, or this times out
+            seen.add(threading.current_thread().name)
+            return fn(item)
+
+        return real(traced, items, like, **options)
+
+    monkeypatch.setattr(backends, "map_chunks", spy)
+    w = np.ones((1 << 16, 8), dtype=np.float32)  # many cache-sized blocks
+    next_w, _ = optim.adam(w, w, {"learning_rate": 0.5})
+    np.testing.assert_allclose(next_w, 0.5, rtol=1e-6)
+    assert len(seen) == 2
+
+
 def test_one_worker_runs_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(_threads.THREADS_ENV, "1")
     assert backends.work_policy(np.zeros(1)).workers == 1

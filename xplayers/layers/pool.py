@@ -150,7 +150,7 @@ def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
             top = xp.maximum(top, view)
         out[batch, ...] = top
 
-    backends.map_chunks(chunk, _chunks(x), x)
+    backends.map_chunks(chunk, _chunks(x), x, uses_blas=False)
     return out, (x, out, pool_param)
 
 
@@ -191,5 +191,5 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
             else:
                 dx[index] = routed
 
-    backends.map_chunks(chunk, _chunks(x), x)
+    backends.map_chunks(chunk, _chunks(x), x, uses_blas=False)
     return dx

@@ -18,4 +18,6 @@ def relu_backward(dout: Any, cache: Any) -> Any:
     x = cache
     xp = namespace(dout=dout, x=x)
     check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
-    return xp.where(x > 0, dout, xp.zeros((), dtype=dout.dtype, device=dout.device))
+    # A 0/1 mask times dout: one fast pass on every library, where NumPy's
+    # where() with a 0-d zero falls off its fast loop.
+    return dout * xp.astype(x > 0, dout.dtype)
