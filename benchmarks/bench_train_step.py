@@ -1,14 +1,16 @@
-"""One training step of a fully connected net: xplayers vs native PyTorch.
+"""One training step of a model: xplayers vs native PyTorch.
 
-    PYTHONPATH=. python benchmarks/bench_train_step.py              # numpy vs torch CPU
-    PYTHONPATH=. python benchmarks/bench_train_step.py --backend cupy   # cupy vs torch CUDA
+    python benchmarks/bench_train_step.py                  # both models, numpy vs torch CPU
+    python benchmarks/bench_train_step.py --model cnn      # only the ConvNet
+    python benchmarks/bench_train_step.py --backend cupy   # cupy vs torch CUDA
 
-The network is CS231n's FullyConnectedNet 3072-100-100-100-100-10 (ReLU,
-softmax loss), batch 200, float32. One step is what ``Solver`` does per
-iteration: ``model.loss(X, y)`` (forward + backward) and ``xplayers.optim.adam``
-on every parameter. The reference is the same network as an ``nn.Linear``
-stack trained with autograd and ``torch.optim.Adam`` (its defaults), i.e. what
-a user would otherwise write.
+The models: ``fc``, CS231n's FullyConnectedNet 3072-100-100-100-100-10 (ReLU,
+softmax loss), batch 200; ``cnn``, ThreeLayerConvNet (3x32x32 input, 32 7x7
+filters, 2x2 max pool, hidden 100), batch 128; float32. One step is what
+``Solver`` does per iteration: ``model.loss(X, y)`` (forward + backward) and
+``xplayers.optim.adam`` on every parameter. The reference is the same network
+as an ``nn.Sequential`` trained with autograd (input without grad) and
+``torch.optim.Adam`` (its defaults), i.e. what a user would otherwise write.
 
 Fairness rules (see /work/shared/PERFORMANCE.md for why they matter):
 
@@ -25,10 +27,13 @@ Fairness rules (see /work/shared/PERFORMANCE.md for why they matter):
   spread is the inter-quartile range. On a GPU every step ends with a device
   synchronize before its timer stops.
 
-Besides the headline ratio (target <= 1.0) the table shows the same step
-hand-written in plain NumPy (what the library's layers must not add to), and
-what the conformance backend (array_api_strict) and our layers on torch tensors
-(backend "torch") cost relative to our NumPy run.
+Besides the headline ratio (targets: FC <= 0.9, ConvNet <= 1.0) the table
+shows samples per second, for the FC net the same step hand-written in plain
+NumPy (what the library's layers must not add to), and what the conformance
+backend (array_api_strict) and our layers on torch tensors (backend "torch")
+cost relative to our NumPy run. The phases split each step into gradients
+and update; for the ConvNet also its conv-relu-pool block, forward and
+backward, against torch's conv2d + relu + max_pool2d.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HIDDEN = [100, 100, 100, 100]
-INPUT_DIM, NUM_CLASSES, BATCH = 3 * 32 * 32, 10, 200
+INPUT_DIM, NUM_CLASSES = 3 * 32 * 32, 10
+IMAGE, FILTERS, FILTER_SIZE, CNN_HIDDEN = (3, 32, 32), 32, 7, 100
+BATCH = {"fc": 200, "cnn": 128}
+TARGET = {"fc": 0.9, "cnn": 1.0}
 LEARNING_RATE = 1e-3
 
 
@@ -61,7 +69,10 @@ def _usable_cores() -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Time one FC training step (forward+backward+Adam): xplayers vs torch."
+        description="Time one training step (forward+backward+Adam): xplayers vs torch."
+    )
+    p.add_argument(
+        "--model", choices=["fc", "cnn", "all"], default="all", help="which model (default all)"
     )
     p.add_argument(
         "--backend",
@@ -137,20 +148,26 @@ class Steps:
     update: Callable[[], None]  # Adam on every parameter, gradients kept from before
 
 
-def xplayers_steps(backend: str, X_host: Any, y_host: Any) -> Steps:
-    """The path users run: FullyConnectedNet.loss, then adam on every parameter."""
+def _our_model(kind: str, backend: str) -> Any:
+    from xplayers.models import FullyConnectedNet, ThreeLayerConvNet
+
+    if kind == "fc":
+        return FullyConnectedNet(
+            HIDDEN, input_dim=INPUT_DIM, num_classes=NUM_CLASSES, dtype="float32",
+            backend=backend, seed=0,
+        )  # fmt: skip
+    return ThreeLayerConvNet(
+        input_dim=IMAGE, num_filters=FILTERS, filter_size=FILTER_SIZE, hidden_dim=CNN_HIDDEN,
+        num_classes=NUM_CLASSES, dtype="float32", backend=backend, seed=0,
+    )  # fmt: skip
+
+
+def xplayers_steps(kind: str, backend: str, X_host: Any, y_host: Any) -> Steps:
+    """The path users run: model.loss, then adam on every parameter."""
     import xplayers.backends as backends
-    from xplayers.models import FullyConnectedNet
     from xplayers.optim import adam
 
-    model = FullyConnectedNet(
-        HIDDEN,
-        input_dim=INPUT_DIM,
-        num_classes=NUM_CLASSES,
-        dtype="float32",
-        backend=backend,
-        seed=0,
-    )
+    model = _our_model(kind, backend)
     X = backends.asarray(X_host, backend, "float32")
     y = backends.asarray(y_host, backend)
     configs: dict[str, dict] = {k: {"learning_rate": LEARNING_RATE} for k in model.params}
@@ -172,17 +189,34 @@ def xplayers_steps(backend: str, X_host: Any, y_host: Any) -> Steps:
     return Steps(step, gradients, update)
 
 
-def torch_steps(device: str, X_host: Any, y_host: Any) -> Steps:
+def _torch_net(kind: str) -> Any:
+    from torch import nn
+
+    if kind == "fc":
+        dims = [INPUT_DIM, *HIDDEN]
+        layers: list[nn.Module] = []
+        for d_in, d_out in itertools.pairwise(dims):
+            layers += [nn.Linear(d_in, d_out), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(dims[-1], NUM_CLASSES))
+    c, h, w = IMAGE
+    return nn.Sequential(
+        nn.Conv2d(c, FILTERS, FILTER_SIZE, padding=(FILTER_SIZE - 1) // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(FILTERS * (h // 2) * (w // 2), CNN_HIDDEN),
+        nn.ReLU(),
+        nn.Linear(CNN_HIDDEN, NUM_CLASSES),
+    )
+
+
+def torch_steps(kind: str, device: str, X_host: Any, y_host: Any) -> Steps:
     """The same network written the usual PyTorch way."""
     import torch
     from torch import nn
 
     torch.manual_seed(0)
-    dims = [INPUT_DIM, *HIDDEN]
-    layers: list[nn.Module] = []
-    for d_in, d_out in itertools.pairwise(dims):
-        layers += [nn.Linear(d_in, d_out), nn.ReLU()]
-    net = nn.Sequential(*layers, nn.Linear(dims[-1], NUM_CLASSES)).to(device)
+    net = _torch_net(kind).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
     X = torch.as_tensor(X_host, dtype=torch.float32, device=device)
     y = torch.as_tensor(y_host, dtype=torch.int64, device=device)
@@ -197,6 +231,47 @@ def torch_steps(device: str, X_host: Any, y_host: Any) -> Steps:
 
     gradients()
     return Steps(step, gradients, opt.step)
+
+
+def conv_block_phases(backend: str, device: str, X_host: Any) -> dict[str, Callable[[], None]]:
+    """The ConvNet's first block alone, forward and backward (no dx, as in the
+    model), ours and torch's, on the same input and weights."""
+    import numpy as np
+    import torch
+
+    import xplayers.backends as backends
+    from xplayers.layers import conv_relu_pool_backward, conv_relu_pool_forward
+
+    rng = np.random.default_rng(1)
+    w_host = 1e-2 * rng.standard_normal((FILTERS, IMAGE[0], FILTER_SIZE, FILTER_SIZE))
+    w_host = w_host.astype(np.float32)
+    pad = (FILTER_SIZE - 1) // 2
+    cp, pp = {"stride": 1, "pad": pad}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    x, w = (backends.asarray(a, backend, "float32") for a in (X_host, w_host))
+    b = backends.asarray(np.zeros(FILTERS), backend, "float32")
+    out, _ = conv_relu_pool_forward(x, w, b, cp, pp)
+    dout = backends.asarray(rng.standard_normal(tuple(out.shape)), backend, "float32")
+
+    tx = torch.as_tensor(X_host, device=device)
+    tw = torch.as_tensor(w_host, device=device).requires_grad_()
+    tb = torch.zeros(FILTERS, device=device, requires_grad=True)
+    tdout = torch.as_tensor(backends.to_numpy(dout), device=device)
+
+    def torch_forward() -> Any:
+        conv = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
+        return torch.nn.functional.max_pool2d(torch.relu(conv), 2)
+
+    def torch_backward() -> None:
+        torch.autograd.grad(torch_forward(), (tw, tb), tdout)
+
+    return {
+        f"{backend} block forward": lambda: conv_relu_pool_forward(x, w, b, cp, pp),
+        f"{backend} block fwd+bwd": lambda: conv_relu_pool_backward(
+            dout, conv_relu_pool_forward(x, w, b, cp, pp)[1], False
+        ),
+        "torch block forward": lambda: torch_forward(),
+        "torch block fwd+bwd": torch_backward,
+    }
 
 
 def plain_numpy_steps(X: Any, y: Any) -> Steps:
@@ -263,6 +338,109 @@ def _warn_if_busy(threads: int) -> None:
         )
 
 
+def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: str) -> float:
+    """Time one model's contenders and phases interleaved, print the tables;
+    return the headline ratio (ours / torch)."""
+    import numpy as np
+    import torch
+
+    import xplayers.backends as backends
+
+    rng = np.random.default_rng(0)
+    batch = BATCH[kind]
+    shape = (batch, INPUT_DIM) if kind == "fc" else (batch, *IMAGE)
+    X_host = rng.standard_normal(shape, dtype=np.float32)
+    y_host = rng.integers(0, NUM_CLASSES, size=batch)
+
+    def sync_of(name: str) -> Callable[[], None]:
+        if name.startswith("torch native") or name.startswith("torch block"):
+            return torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
+        if name == "plain numpy":
+            return lambda: None
+        return lambda: backends.synchronize(name.split()[0])
+
+    ours = args.backend
+    steps = {ours: xplayers_steps(kind, ours, X_host, y_host)}
+    steps["torch native"] = torch_steps(kind, torch_device, X_host, y_host)
+    if ours == "numpy" and kind == "fc":
+        steps["plain numpy"] = plain_numpy_steps(X_host, y_host)
+    if not args.no_extra:
+        # array_api_strict runs on the CPU only: no use as a yardstick for a GPU run.
+        extras = ("torch",) if ours == "cupy" else ("array_api_strict", "torch")
+        for extra in extras:
+            if backends.unavailable_reason(extra) is None:
+                steps[extra] = xplayers_steps(kind, extra, X_host, y_host)
+    contenders = [Contender(name, s.step, sync_of(name)) for name, s in steps.items()]
+    # The phases of the headline pair, to show where a gap comes from.
+    phases = [
+        Contender(f"{name} {phase}", getattr(steps[name], phase), sync_of(name))
+        for name in (ours, "torch native")
+        for phase in ("gradients", "update")
+    ]
+    if kind == "cnn":
+        blocks = conv_block_phases(ours, torch_device, X_host)
+        phases += [Contender(name, fn, sync_of(name)) for name, fn in blocks.items()]
+
+    if kind == "fc":
+        title = f"FC {INPUT_DIM}-{'-'.join(map(str, HIDDEN))}-{NUM_CLASSES}"
+    else:
+        title = f"ThreeLayerConvNet {IMAGE}, {FILTERS} {FILTER_SIZE}x{FILTER_SIZE} filters"
+    print(f"{title}, batch {batch}, float32, forward+backward+Adam")
+    print(f"{args.rounds} interleaved rounds x {args.repeats} timed steps, medians")
+    _warn_if_busy(threads)
+    print()
+
+    everyone = contenders + phases
+    for r in range(args.rounds):
+        # Rotate the order so that no contender always runs first (or last).
+        k = r % len(everyone)
+        for c in everyone[k:] + everyone[:k]:
+            c.run_block(args.repeats)
+
+    by_name = {c.name: c for c in contenders}
+    ref, base = by_name["torch native"], by_name[ours]
+    print(
+        f"{'full step':<32}{'median ms':>10}{'IQR ms':>9}{'samples/s':>11}"
+        f"{'/ torch':>9}{'/ ' + ours:>10}"
+    )
+    for c in contenders:
+        label = {
+            "torch native": "torch native (autograd + Adam)",
+            "plain numpy": "hand-written numpy step",
+        }.get(c.name, f"xplayers on {c.name}")
+        print(
+            f"{label:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}{batch / c.median:>11.0f}"
+            f"{c.median / ref.median:>9.2f}{c.median / base.median:>10.2f}"
+        )
+    print(f"\n{'phase':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}")
+    pairs = list(zip(phases[:2], phases[2:4], strict=True))
+    if kind == "cnn":
+        pairs += list(zip(phases[4:6], phases[6:8], strict=True))
+    for ours_phase, torch_phase in pairs:
+        for c in (ours_phase, torch_phase):
+            print(
+                f"{c.name:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}"
+                f"{c.median / torch_phase.median:>9.2f}"
+            )
+
+    ratio = base.median / ref.median
+    target = TARGET[kind]
+    verdict = "meets" if ratio <= target else "misses"
+    print(
+        f"\n{kind}: ratio xplayers[{ours}] / torch native = {ratio:.3f} "
+        f"({verdict} the target <= {target})"
+    )
+    if "plain numpy" in by_name:
+        plain = by_name["plain numpy"].median
+        print(f"xplayers[numpy] / hand-written numpy = {base.median / plain:.2f}")
+    for name in ("array_api_strict", "torch"):
+        if name in by_name:
+            overhead = by_name[name].median / base.median
+            print(f"overhead of backend {name!r} vs {ours}: {overhead:.2f}x")
+    print()
+    return ratio
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     threads = _thread_count(args.threads)
@@ -286,86 +464,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         torch_device = "cpu"
 
-    rng = np.random.default_rng(0)
-    X_host = rng.standard_normal((BATCH, INPUT_DIM), dtype=np.float32)
-    y_host = rng.integers(0, NUM_CLASSES, size=BATCH)
-
-    def sync_of(name: str) -> Callable[[], None]:
-        if name == "torch native":
-            return torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
-        if name == "plain numpy":
-            return lambda: None
-        return lambda: backends.synchronize(name)
-
-    ours = args.backend
-    steps = {ours: xplayers_steps(ours, X_host, y_host)}
-    steps["torch native"] = torch_steps(torch_device, X_host, y_host)
-    if ours == "numpy":
-        steps["plain numpy"] = plain_numpy_steps(X_host, y_host)
-    if not args.no_extra:
-        # array_api_strict runs on the CPU only: no use as a yardstick for a GPU run.
-        extras = ("torch",) if ours == "cupy" else ("array_api_strict", "torch")
-        for extra in extras:
-            if backends.unavailable_reason(extra) is None:
-                steps[extra] = xplayers_steps(extra, X_host, y_host)
-    contenders = [Contender(name, s.step, sync_of(name)) for name, s in steps.items()]
-    # The two phases of the headline pair, to show where a gap comes from.
-    phases = [
-        Contender(f"{name} {phase}", getattr(steps[name], phase), sync_of(name))
-        for name in (ours, "torch native")
-        for phase in ("gradients", "update")
-    ]
-
-    dev = backends.get_backend(ours)
-    print(
-        f"FC {INPUT_DIM}-{'-'.join(map(str, HIDDEN))}-{NUM_CLASSES}, batch {BATCH}, float32, "
-        f"forward+backward+Adam"
-    )
+    dev = backends.get_backend(args.backend)
     print(
         f"device: {dev.device_name(dev.default_device())}; threads: numpy BLAS {threads}, "
-        f"torch {torch.get_num_threads()}; numpy {np.__version__}, torch {torch.__version__}"
+        f"torch {torch.get_num_threads()}; numpy {np.__version__}, torch {torch.__version__}\n"
     )
-    print(f"{args.rounds} interleaved rounds x {args.repeats} timed steps, medians")
-    _warn_if_busy(threads)
-    print()
-
-    everyone = contenders + phases
-    for r in range(args.rounds):
-        # Rotate the order so that no contender always runs first (or last).
-        k = r % len(everyone)
-        for c in everyone[k:] + everyone[:k]:
-            c.run_block(args.repeats)
-
-    by_name = {c.name: c for c in contenders}
-    ref, base = by_name["torch native"], by_name[ours]
-    print(f"{'full step':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}{'/ ' + ours:>10}")
-    for c in contenders:
-        label = {
-            "torch native": "torch native (autograd + Adam)",
-            "plain numpy": "hand-written numpy step",
-        }.get(c.name, f"xplayers on {c.name}")
-        print(
-            f"{label:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}"
-            f"{c.median / ref.median:>9.2f}{c.median / base.median:>10.2f}"
-        )
-    print(f"\n{'phase':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}")
-    for ours_phase, torch_phase in zip(phases[:2], phases[2:], strict=True):
-        for c in (ours_phase, torch_phase):
-            print(
-                f"{c.name:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}"
-                f"{c.median / torch_phase.median:>9.2f}"
-            )
-
-    ratio = base.median / ref.median
-    verdict = "meets" if ratio <= 1.0 else "misses"
-    print(f"\nratio xplayers[{ours}] / torch native = {ratio:.3f} ({verdict} the target <= 1.0)")
-    if "plain numpy" in by_name:
-        plain = by_name["plain numpy"].median
-        print(f"xplayers[numpy] / hand-written numpy = {base.median / plain:.2f}")
-    for name in ("array_api_strict", "torch"):
-        if name in by_name:
-            overhead = by_name[name].median / base.median
-            print(f"overhead of backend {name!r} vs {ours}: {overhead:.2f}x")
+    kinds = ["fc", "cnn"] if args.model == "all" else [args.model]
+    ratios = {kind: run_model(kind, args, threads, torch_device) for kind in kinds}
+    print("summary: " + ", ".join(f"{k} {r:.3f}x torch" for k, r in ratios.items()))
     return 0
 
 

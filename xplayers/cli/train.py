@@ -386,7 +386,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         solver = _fresh_solver(args, model, data, **common)
 
-    start = time.perf_counter()
+    start, first_iteration = time.perf_counter(), solver.iteration
     try:
         # A diverging run overflows before the Solver sees the NaN; its report
         # below says so once, instead of NumPy warning at every operation.
@@ -406,7 +406,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(f"val accuracy:   {solver.check_accuracy(data['X_val'], data['y_val']):.4f}")
     if n_test:
         print(f"test accuracy:  {solver.check_accuracy(data['X_test'], data['y_test']):.4f}")
-    print(f"training time:  {elapsed:.1f} s")
+    samples = (solver.iteration - first_iteration) * solver.batch_size
+    print(
+        f"training time:  {elapsed:.1f} s ({samples / max(elapsed, 1e-9):,.0f} samples/s, "
+        "accuracy checks included)"
+    )
     if checkpoint is not None:
         print(f"checkpoint:     {checkpoint}")
     if args.plot is not None:
