@@ -35,6 +35,7 @@ import numpy as np
 from . import backends, checkpoint
 from ._batches import Split
 from ._checks import check_count
+from ._parallel_step import parallel_for
 from .optim import get_update_rule
 
 __all__ = ["Solver", "TrainingDiverged", "read_checkpoint"]
@@ -55,6 +56,7 @@ _DEFAULTS: dict[str, Any] = {
     "seed": None,
     "progress": None,
     "keep_checkpoints": False,
+    "comm": None,
 }
 
 
@@ -96,7 +98,9 @@ class Solver:
     sampling; the same seed gives the same batches on every backend),
     ``progress`` (None: a tqdm bar when ``verbose`` and stdout is a terminal,
     plain prints every ``print_every`` otherwise; True/False force it),
-    ``keep_checkpoints`` (False: also keep one checkpoint file per epoch).
+    ``keep_checkpoints`` (False: also keep one checkpoint file per epoch),
+    ``comm`` (None, or an ``xplayers.distributed`` communicator: data parallelism
+    over its ranks, ``batch_size`` being the global batch; see ``_parallel_step``).
 
     After ``train()``: ``loss_history`` (one float per iteration),
     ``train_acc_history`` / ``val_acc_history`` (after the first iteration and
@@ -140,6 +144,7 @@ class Solver:
         self.verbose = bool(settings["verbose"])
         self.progress = settings["progress"]
         self.seed = settings["seed"]
+        self._parallel = parallel_for(settings["comm"], self)
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -183,11 +188,13 @@ class Solver:
         """One minibatch: loss, gradients, and an update of every parameter."""
         # Sampled with replacement, as CS231n does.
         idx = self._batch_rng.integers(self._train.n, size=self.batch_size)
+        idx, weight = self._parallel.share(idx)
         X_batch, y_batch = self._train.gather(idx, self._backend(), self._dtype())
         begin_step = getattr(self.model, "begin_step", None)
         if begin_step is not None:
             begin_step(self.iteration)
         loss, grads = self.model.loss(X_batch, y_batch)
+        loss, grads = self._parallel.combine(loss, grads, weight)
         self._pending.append(loss)
         for p, w in self.model.params.items():
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
@@ -268,7 +275,8 @@ class Solver:
         X: (N, ...) and y: (N,), host or backend arrays. With ``num_samples``
         < N a random subset of that size is scored (drawn from the solver's
         accuracy generator, with replacement as in CS231n). Scores are taken
-        in test mode; the count stays on the device and is read once.
+        in test mode; the count stays on the device and is read once. With a
+        ``comm`` each rank scores its share of the rows and the counts are summed.
         """
         split = X if isinstance(X, Split) else Split("X", X, "y", y)
         if num_samples is not None and split.n > num_samples:
@@ -276,17 +284,19 @@ class Solver:
         backend, dtype = self._backend(), self._dtype()
         batch_size = check_count("batch_size", batch_size)
         correct = None
-        for start in range(0, split.n, batch_size):
-            X_batch, y_batch = split.rows(start, start + batch_size, backend, dtype)
+        lo, hi = self._parallel.bounds(split.n)
+        for start in range(lo, hi, batch_size):
+            X_batch, y_batch = split.rows(start, min(start + batch_size, hi), backend, dtype)
             scores = self.model.loss(X_batch)
             xp = backends.get_namespace(scores=scores, y=y_batch)
             hits = xp.sum(xp.astype(xp.argmax(scores, axis=1) == y_batch, xp.int64))
             correct = hits if correct is None else correct + hits
-        return 0.0 if correct is None else int(correct) / split.n
+        return self._parallel.total(0 if correct is None else int(correct)) / max(split.n, 1)
 
     def _check_and_save(self) -> tuple[float, float]:
         """The per-epoch check: accuracies, best params, checkpoint."""
         self._check_params_finite()
+        self._parallel.sync_norm_stats(self.model)
         train_acc = self.check_accuracy(self._train, None, num_samples=self.num_train_samples)
         val_acc = self.check_accuracy(self._val, None, num_samples=self.num_val_samples)
         self.train_acc_history.append(train_acc)
@@ -397,7 +407,8 @@ class Solver:
         return checkpoint.solver_state(self)
 
     def _save_checkpoint(self) -> None:
-        checkpoint.save_solver(self)
+        if self._parallel.is_root:
+            checkpoint.save_solver(self)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a checkpoint into this solver and its model, to continue with ``train()``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import pickle
 import sys
 import time
@@ -142,6 +143,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=0,
         help="seed of the initial weights and the minibatch order (default: 0)",
+    )
+    how.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training over the processes of mpiexec or torchrun (the engine "
+        "comes from the launcher); --batch-size is the global batch; rank 0 prints and saves",
     )
     how.add_argument(
         "--quiet", action="store_true", help="no progress bar or per-epoch lines, just the results"
@@ -359,9 +366,22 @@ def _resumed_solver(
     return solver
 
 
+def _communicator(args: argparse.Namespace) -> Any:
+    """With --distributed, the launcher's communicator; ranks but 0 print nothing."""
+    if not args.distributed:
+        return None
+    from xplayers import distributed
+
+    comm = distributed.init("auto")
+    if comm.rank != 0:
+        sys.stdout = open(os.devnull, "w")  # stays open: the process ends after the run
+    return comm
+
+
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Train, report accuracy, and write the plot / checkpoints asked for."""
     _check_args(args, parser)
+    comm = _communicator(args)
     backend = _resolve_backend(args, parser)
     from xplayers.solver import TrainingDiverged
 
@@ -379,7 +399,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     checkpoint = _or(args.checkpoint, args.resume)
     common = dict(
-        checkpoint_name=None if checkpoint is None else str(checkpoint), verbose=not args.quiet
+        checkpoint_name=None if checkpoint is None else str(checkpoint),
+        verbose=not args.quiet,
+        comm=comm,
     )
     if args.resume is not None:
         solver = _resumed_solver(args, parser, model, data, **common)
@@ -413,7 +435,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     if checkpoint is not None:
         print(f"checkpoint:     {checkpoint}")
-    if args.plot is not None:
+    if args.plot is not None and (comm is None or comm.rank == 0):
         from xplayers.plotting import plot_history
 
         title = f"{model_text} on {args.dataset} ({backend}, {solver.update_rule_name})"

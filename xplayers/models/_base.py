@@ -23,6 +23,10 @@ class Model:
     whose running statistics travel with the model in ``to`` and state dicts.
     """
 
+    #: Folded into ``step_seed``: the Solver sets ``(rank,)`` on data-parallel
+    #: ranks so each draws its own dropout masks; () leaves the seeds unchanged.
+    stream_key: tuple[int, ...] = ()
+
     def __init__(self, backend: str | None = None, dtype: Any = "float32", seed: int | None = None):
         self.backend = backends.get_backend(backend).name
         self.dtype = backends.numpy_dtype(dtype)
@@ -113,7 +117,8 @@ class Model:
         """A seed for step ``iteration`` derived from the model's seed (None if unseeded)."""
         if self.seed is None:
             return None
-        return int(np.random.SeedSequence([self.seed, iteration]).generate_state(1)[0])
+        entropy = [self.seed, iteration, *self.stream_key]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def _add_l2(self, loss: Any, grads: dict[str, Any], names: Any = None) -> Any:
         """Add ``0.5 * reg * sum(W**2)`` to ``loss`` and ``reg * W`` to ``grads[W]``.

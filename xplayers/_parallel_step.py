@@ -1,0 +1,128 @@
+"""How the Solver splits its work over the ranks of a communicator.
+
+Every rank draws the same global batch of ``batch_size`` row indices (same
+seed, same generator) and takes the contiguous share ``[r*B//P, (r+1)*B//P)``.
+The model's loss is the mean over its share, so rank r's gradient is
+``g_r = (1/n_r) sum_{i in share r} grad l_i``; the global-batch gradient is
+``g = (1/B) sum_i grad l_i = sum_r (n_r/B) g_r``. Each rank therefore scales
+its loss and gradients by ``n_r/B`` and ONE fused allreduce-sum of
+``{loss, grads}`` gives every rank the loss and gradient of the whole batch,
+whether or not P divides B (3 ranks and a batch of 100: shares 33, 33, 34).
+The L2 term, which every rank adds in full, keeps its weight because the
+``n_r/B`` sum to one. The update then runs on identical numbers on every
+rank, so the parameters stay equal to those of a one-process run.
+
+Batch norm normalises with its share's statistics (as Horovod and PyTorch
+DDP do without SyncBatchNorm), so a batch-norm net is not the one-process
+run; its running statistics are averaged over ranks before each accuracy
+check, so every rank scores, keeps and saves the same model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import backends
+
+__all__ = ["Parallel", "Serial", "parallel_for"]
+
+
+def share_bounds(n: int, size: int, rank: int) -> tuple[int, int]:
+    """Rows ``[lo, hi)`` of ``n`` that rank ``rank`` of ``size`` takes (contiguous, balanced)."""
+    return rank * n // size, (rank + 1) * n // size
+
+
+class Serial:
+    """One process: every rank-dependent step is the identity."""
+
+    is_root = True
+
+    def share(self, idx: np.ndarray) -> tuple[np.ndarray, float]:
+        return idx, 1.0
+
+    def combine(self, loss: Any, grads: dict[str, Any], weight: float) -> tuple[Any, dict]:
+        return loss, grads
+
+    def bounds(self, n: int) -> tuple[int, int]:
+        return 0, n
+
+    def total(self, count: int) -> int:
+        return count
+
+    def sync_norm_stats(self, model: Any) -> None:
+        pass
+
+
+class Parallel(Serial):
+    """The Solver's side of data parallelism over ``comm`` (see the module docstring).
+
+    At construction: checks that every rank's model has the same parameter
+    and running-statistic shapes (DistributedError otherwise), broadcasts
+    them from rank 0, agrees on a seed, gives the model its per-rank dropout
+    stream and silences every rank but 0.
+    """
+
+    def __init__(self, comm: Any, solver: Any) -> None:
+        if solver.batch_size < comm.size:
+            raise ValueError(
+                f"batch_size is the global batch, split over the {comm.size} ranks: it must be "
+                f"at least {comm.size}, got {solver.batch_size}"
+            )
+        self.comm = comm
+        self.is_root = comm.rank == 0
+        model = solver.model
+        state = {"params": model.params, "norm_params": _norm_arrays(model)}
+        comm.check_same(state, name="model")
+        state = comm.broadcast(state, root=0)
+        model.params = state["params"]
+        _set_norm_arrays(model, state["norm_params"])
+        if solver.seed is None:
+            # Unseeded ranks would draw different batches: use rank 0's entropy.
+            solver.seed = comm.broadcast_object(np.random.SeedSequence().entropy)
+        if comm.size > 1:
+            model.stream_key = (comm.rank,)
+        if not self.is_root:
+            solver.verbose = False
+            solver.progress = False
+
+    def share(self, idx: np.ndarray) -> tuple[np.ndarray, float]:
+        lo, hi = share_bounds(len(idx), self.comm.size, self.comm.rank)
+        return idx[lo:hi], (hi - lo) / len(idx)
+
+    def combine(self, loss: Any, grads: dict[str, Any], weight: float) -> tuple[Any, dict]:
+        """The global batch's loss and gradients from this share's (weight = n_r / B)."""
+        out = self.comm.allreduce_sum(
+            {"loss": loss * weight, "grads": {k: g * weight for k, g in grads.items()}}
+        )
+        return out["loss"], out["grads"]
+
+    def bounds(self, n: int) -> tuple[int, int]:
+        return share_bounds(n, self.comm.size, self.comm.rank)
+
+    def total(self, count: int) -> int:
+        return int(self.comm.allreduce_sum(np.asarray([count], dtype=np.int64))[0])
+
+    def sync_norm_stats(self, model: Any) -> None:
+        arrays = _norm_arrays(model)
+        if any(arrays):
+            _set_norm_arrays(model, self.comm.allreduce_mean(arrays))
+
+
+def parallel_for(comm: Any, solver: Any) -> Serial:
+    """The Solver's work splitter: Serial without a communicator."""
+    return Serial() if comm is None else Parallel(comm, solver)
+
+
+def _norm_arrays(model: Any) -> list[dict[str, Any]]:
+    """The array entries (running statistics) of the model's normalisation dicts."""
+    return [
+        {k: v for k, v in p.items() if backends.is_array(v)}
+        for p in getattr(model, "norm_params", [])
+    ]
+
+
+def _set_norm_arrays(model: Any, arrays: list[dict[str, Any]]) -> None:
+    for live, new in zip(getattr(model, "norm_params", []), arrays, strict=True):
+        live.update(new)
