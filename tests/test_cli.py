@@ -31,7 +31,7 @@ def test_backends_lists_every_backend_with_device_or_reason() -> None:
 
 
 def test_train_short_run_prints_backend_and_accuracies() -> None:
-    proc = run_cli("train", "--epochs", "1", "--quiet")
+    proc = run_cli("train", "--epochs", "1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("backend: ")
     assert "(device: " in proc.stdout.splitlines()[0]
@@ -58,13 +58,15 @@ def test_plot_writes_png(tmp_path) -> None:
 
 
 def test_checkpoint_written_and_resumed(tmp_path) -> None:
-    ckpt = tmp_path / "run.pkl"
-    first = run_cli("train", "--epochs", "1", "--quiet", "--checkpoint", ckpt)
+    first = run_cli("train", "--epochs", "1", "--quiet", "--checkpoint", tmp_path / "run")
     assert first.returncode == 0, first.stderr
+    ckpt = tmp_path / "run_epoch_1.safetensors"
     assert ckpt.is_file() and ckpt.stat().st_size > 0
-    resumed = run_cli("train", "--epochs", "2", "--quiet", "--resume", ckpt)
+    assert f"checkpoint:     {ckpt}" in first.stdout
+    resumed = run_cli("train", "--epochs", "2", "--resume", ckpt)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed:" in resumed.stdout and "at epoch 1" in resumed.stdout
+    assert (tmp_path / "run_epoch_2.safetensors").is_file()  # saved under the same name
     # A checkpoint of another architecture is a usage error naming the flag.
     other = run_cli("train", "--quiet", "--hidden-dims", "20", "--resume", ckpt)
     assert_clean_usage_error(other, "--resume", "--hidden-dims")

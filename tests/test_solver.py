@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
-import pickle
 
 import numpy as np
 import pytest
 
 import xplayers.backends as backends
-from xplayers import optim
+from xplayers import checkpoint, optim
 from xplayers.data import get_digits_data
 from xplayers.models import FullyConnectedNet
-from xplayers.solver import Solver, TrainingDiverged, read_checkpoint
+from xplayers.solver import Solver, TrainingDiverged
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +123,16 @@ def _assert_same_run(a: Solver, b: Solver) -> None:
 
 
 def test_resume_from_checkpoint_repeats_the_run_exactly(backend, small, tmp_path) -> None:
-    _, full = _resume_run(backend.name, small, tmp_path / "run.pkl", keep_checkpoints=True)
+    _, full = _resume_run(backend.name, small, tmp_path / "run")
     full.train()
     kept = sorted(p.name for p in tmp_path.iterdir())
-    assert kept == ["run.pkl"] + [f"run_epoch_{e}.pkl" for e in range(5)]  # no temp files left
+    # One file per check, as CS231n named them; no temp files left.
+    assert kept == [f"run_epoch_{e}.safetensors" for e in range(5)]
+    assert full.last_checkpoint == tmp_path / "run_epoch_4.safetensors"
 
     model, _ = _resume_run(backend.name, small, None)
     model.params = {k: v * 2 for k, v in model.params.items()}  # the checkpoint must win
-    resumed = Solver.resume(tmp_path / "run_epoch_2.pkl", model, small, verbose=False)
+    resumed = Solver.resume(tmp_path / "run_epoch_2.safetensors", model, small, verbose=False)
     assert resumed.epoch == 2 and resumed.iteration == 12
     assert resumed.batch_size == 50 and resumed.lr_decay == 0.9  # settings from the file
     resumed.train()
@@ -139,47 +140,49 @@ def test_resume_from_checkpoint_repeats_the_run_exactly(backend, small, tmp_path
 
 
 def test_load_checkpoint_extends_a_shorter_run(small, tmp_path) -> None:
-    path = tmp_path / "ckpt" / "short.pkl"  # the folder is created
-    _, short = _resume_run("numpy", small, path, num_epochs=2)
+    name = tmp_path / "ckpt" / "short"  # the folder is created
+    _, short = _resume_run("numpy", small, name, num_epochs=2, keep_checkpoints=False)
     short.train()
+    assert sorted(p.name for p in name.parent.iterdir()) == ["short_epoch_2.safetensors"]
     _, full = _resume_run("numpy", small, None)
     full.train()
     _, longer = _resume_run("numpy", small, None)
-    longer.load_checkpoint(path)
+    longer.load_checkpoint(short.last_checkpoint)
     longer.train()
     _assert_same_run(full, longer)
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
 def test_divergence_stops_restores_best_and_keeps_checkpoint(small, tmp_path) -> None:
-    path = tmp_path / "run.pkl"
+    path = tmp_path / "run_epoch_1.safetensors"
     model = _net()
     # A sane first epoch, then lr_decay multiplies the rate by 1e9: it blows up.
     solver = Solver(
         model, small, update_rule="sgd", optim_config={"learning_rate": 0.1}, lr_decay=1e9,
-        num_epochs=5, batch_size=50, seed=0, checkpoint_name=path, verbose=False,
+        num_epochs=5, batch_size=50, seed=0, checkpoint_name=tmp_path / "run", verbose=False,
     )  # fmt: skip
     with pytest.raises(TrainingDiverged, match=r"iteration \d+ of 30 \(epoch 2 of 5\)") as info:
         solver.train()
     exc = info.value
     assert isinstance(exc, FloatingPointError)
     assert exc.epoch == 2 and 7 <= exc.iteration <= 12
-    assert "best parameters" in str(exc) and "run.pkl" in str(exc)
+    assert "best parameters" in str(exc) and "run_epoch_1.safetensors" in str(exc)
     # The model holds the best (finite) params of the checks so far.
     for k, v in solver.best_params.items():
         assert np.all(np.isfinite(model.params[k]))
         np.testing.assert_array_equal(model.params[k], v)
     # The checkpoint is the one written after epoch 1, intact and loadable.
-    state = read_checkpoint(path)
-    assert state["epoch"] == 1 and state["iteration"] == 6
+    state = checkpoint.load(path)
+    assert state["solver"]["epoch"] == 1 and state["solver"]["iteration"] == 6
     assert all(np.all(np.isfinite(v)) for v in state["model"]["params"].values())
-    assert all(math.isfinite(v) for v in state["loss_history"])
+    assert all(math.isfinite(v) for v in state["solver"]["loss_history"])
     fresh = _net(seed=5)
     resumed = Solver.resume(path, fresh, small, verbose=False)
     for k, v in state["model"]["params"].items():
         np.testing.assert_array_equal(fresh.params[k], v)
-    assert resumed.val_acc_history == state["val_acc_history"]
-    assert resumed.check_accuracy(small["X_val"], small["y_val"]) == state["val_acc_history"][-1]
+    assert resumed.val_acc_history == state["solver"]["val_acc_history"]
+    val_acc = state["solver"]["val_acc_history"][-1]
+    assert resumed.check_accuracy(small["X_val"], small["y_val"]) == val_acc
 
 
 def test_non_finite_params_are_caught_before_the_checkpoint(small, tmp_path) -> None:
@@ -194,15 +197,15 @@ def test_non_finite_params_are_caught_before_the_checkpoint(small, tmp_path) -> 
             next_w = next_w * float("nan")
         return next_w, config
 
-    path = tmp_path / "run.pkl"
     solver = Solver(_net(), small, update_rule=poisoned_sgd, num_epochs=3, batch_size=50,
-                    checkpoint_name=path, verbose=False)  # fmt: skip
+                    checkpoint_name=tmp_path / "run", verbose=False)  # fmt: skip
     with pytest.raises(TrainingDiverged, match=r"became non-finite by iteration 12") as info:
         solver.train()
     assert info.value.value is None and info.value.epoch == 2
     assert all(math.isfinite(v) for v in solver.loss_history)
-    state = read_checkpoint(path)
-    assert state["iteration"] == 6
+    assert not (tmp_path / "run_epoch_2.safetensors").exists()
+    state = checkpoint.load(tmp_path / "run_epoch_1.safetensors")
+    assert state["solver"]["iteration"] == 6
     assert all(np.all(np.isfinite(v)) for v in state["model"]["params"].values())
     assert all(np.all(np.isfinite(v)) for v in solver.model.params.values())
 
@@ -260,10 +263,10 @@ def test_callable_update_rule_and_resume_needs_it(small, tmp_path) -> None:
     def halved_sgd(w, dw, config=None):
         return optim.sgd(w, dw * 0.5, config)
 
-    path = tmp_path / "c.pkl"
-    solver = Solver(_net(), small, update_rule=halved_sgd, num_epochs=1, checkpoint_name=path,
-                    batch_size=50, verbose=False)  # fmt: skip
+    solver = Solver(_net(), small, update_rule=halved_sgd, num_epochs=1,
+                    checkpoint_name=tmp_path / "c", batch_size=50, verbose=False)  # fmt: skip
     solver.train()
+    path = solver.last_checkpoint
     with pytest.raises(ValueError, match="halved_sgd"):
         Solver.resume(path, _net(), small)
     Solver.resume(path, _net(), small, update_rule=halved_sgd, verbose=False).train()
@@ -294,15 +297,6 @@ def test_argument_errors(small) -> None:
         Solver(model, {**small, "y_val": small["y_val"].astype(np.float32)})
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         Solver(model, small, batch_size=0)
-
-
-def test_not_a_checkpoint(tmp_path) -> None:
-    path = tmp_path / "other.pkl"
-    path.write_bytes(pickle.dumps({"a": 1}))
-    with pytest.raises(ValueError, match="not an xplayers Solver checkpoint"):
-        read_checkpoint(path)
-    with pytest.raises(FileNotFoundError, match=r"missing\.pkl"):
-        read_checkpoint(tmp_path / "missing.pkl")
 
 
 def test_seeded_dropout_draws_a_fresh_reproducible_mask_each_step(small) -> None:

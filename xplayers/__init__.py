@@ -14,16 +14,19 @@ from .backends import (
     to_backend,
     to_numpy,
 )
+from .checkpoint import CheckpointError, load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
+    "CheckpointError",
     "__version__",
     "asarray",
     "available_backends",
     "default_backend",
     "get_namespace",
+    "load_model",
     "to_backend",
     "to_numpy",
 ]

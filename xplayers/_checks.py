@@ -49,6 +49,38 @@ def check_floating(name: str, x: Any, xp: ModuleType) -> None:
         raise TypeError(f"{name} must be a real floating array, got a {describe(x)}")
 
 
+def check_param(name: str, p: Any, x: Any, xp: ModuleType) -> Any:
+    """A parameter (w, b, gamma, beta) in x's dtype: integer and bool arrays are promoted
+    to it, as the course's NumPy code does; a floating array of another precision is a
+    TypeError naming both dtypes (the layers never change a float's precision silently)."""
+    if p.dtype == x.dtype:
+        return p
+    if xp.isdtype(p.dtype, ("integral", "bool")):
+        return xp.astype(p, x.dtype)
+    if xp.isdtype(p.dtype, "real floating"):
+        raise TypeError(
+            f"{name} is {p.dtype} but x is {x.dtype}: cast one of them so they share a "
+            f"dtype ({name} is a {describe(p)}, x is a {describe(x)})"
+        )
+    raise TypeError(f"{name} must be a real array, got a {describe(p)}")
+
+
+def check_int(name: str, value: Any, low: int) -> int:
+    """A Python or NumPy integer >= ``low``, as an int (stride, pad, pool sizes, G)."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not ok or value < low:
+        want = {0: "a non-negative int", 1: "a positive int"}.get(low, f"an int >= {low}")
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return int(value)
+
+
+def check_param_dict(name: str, params: Any) -> dict:
+    """``bn_param``, ``ln_param``, ``dropout_param``: a dict (None is not one)."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of settings, got {params!r}")
+    return params
+
+
 def check_count(name: str, value: Any, allow_zero: bool = False) -> int:
     """A Python or NumPy integer >= 1 (>= 0 with ``allow_zero``), as an int."""
     ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -59,15 +91,33 @@ def check_count(name: str, value: Any, allow_zero: bool = False) -> int:
 
 
 def check_mode(param_name: str, params: dict) -> str:
-    mode = params.get("mode", "train")
+    mode = check_param_dict(param_name, params).get("mode", "train")
     if mode not in MODES:
         raise ValueError(f"{param_name}['mode'] must be one of {MODES}, got {mode!r}")
     return mode
 
 
-def check_labels(name: str, y: Any, n: int, num_classes: int, xp: ModuleType) -> None:
-    """``y``: (N,) integer class labels in [0, num_classes)."""
+class LabelError(ValueError, TypeError):
+    """Labels that are not (N,) integers in [0, C): a ValueError (and a TypeError, as
+    the wrong-dtype case used to be)."""
+
+
+def check_labels(name: str, y: Any, n: int, num_classes: int, xp: ModuleType) -> Any:
+    """``y``: (N,) integer class labels in [0, num_classes); returned as int64 indices.
+
+    The range is checked with one reduction and one read-back per call (a
+    single ``any`` over both bounds); the labels' extremes are computed only
+    for the error message.
+    """
     if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) to match the scores, got a {describe(y)}")
+        raise LabelError(f"{name} must have shape ({n},) to match the scores, got a {describe(y)}")
     if not xp.isdtype(y.dtype, "integral"):
-        raise TypeError(f"{name} must hold integer class labels, got a {describe(y)}")
+        raise LabelError(f"{name} must hold integer class labels, got a {describe(y)}")
+    if n and bool(xp.any(xp.logical_or(y < 0, y >= num_classes))):
+        low, high = int(xp.min(y)), int(xp.max(y))
+        raise LabelError(
+            f"{name} must hold class labels in [0, {num_classes}) for the {num_classes} "
+            f"classes of the scores; its values range from {low} to {high} ({describe(y)})"
+        )
+    # take_along_axis needs int64 indices on torch (int32/int16/uint8 labels fail there).
+    return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)

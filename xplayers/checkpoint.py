@@ -1,168 +1,208 @@
-"""The checkpoint format of the Solver: what a file holds and how it is written.
+"""Checkpoints and saved models: safetensors files that never run code.
 
-``checkpoint_name`` is the path of ONE file, rewritten after every accuracy
-check (the first iteration and each epoch end) by writing a temporary file in
-the same folder and ``os.replace``-ing it, so a crash never leaves a torn
-file. It holds the model's ``state_dict()``, the per-parameter optimizer
-configs (host numpy arrays), the solver's settings, epoch and iteration
-counters, both generators' states, the histories and the best parameters.
-``keep_checkpoints=True`` also keeps a copy per epoch as
-``<stem>_epoch_<e><suffix>`` (CS231n's naming). Resuming continues a run
-exactly: on the same backend and seed the rest of the run gives
-bit-identical losses and params.
+A checkpoint is one safetensors file. Its tensors are the model's parameters
+and batch-norm running statistics and, when a Solver wrote it, the optimizer
+state arrays and the best parameters so far; its metadata is one JSON
+document with the format version, the model's class and constructor
+arguments, and the solver's settings, counters, histories and generator
+states as plain integers (``xplayers._checkpoint_layout`` has the layout).
+Neither part can hold code, so loading any file, whatever it contains, only
+ever reads numbers: no pickle is involved in saving or loading.
 
-Checkpoints are pickles: load only files you wrote yourself.
+Files are written atomically: the bytes go to a temporary file in the same
+folder, are flushed to disk (fsync), and the temporary file is renamed over
+the target, so a reader sees the old file or the new one, whole. A temporary
+file left behind by a killed process is never read, and is removed by the
+next save of the same checkpoint.
 """
 
 from __future__ import annotations
 
+import glob
+import inspect
 import os
-import pickle
+import re
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import safetensors
+import safetensors.numpy
+
 from . import backends
-
-__all__ = ["load_into", "read_checkpoint", "save_solver", "solver_state"]
-
-CHECKPOINT_FORMAT = "xplayers-solver-checkpoint"
-CHECKPOINT_VERSION = 1
-#: Settings a checkpoint records and Solver.resume reuses unless overridden.
-RESUMABLE = (
-    "update_rule",
-    "optim_config",
-    "lr_decay",
-    "batch_size",
-    "num_epochs",
-    "num_train_samples",
-    "num_val_samples",
-    "print_every",
+from ._checkpoint_layout import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    CheckpointMismatch,
+    pack,
+    unpack,
 )
 
+__all__ = [
+    "FORMAT",
+    "SUFFIX",
+    "VERSION",
+    "CheckpointError",
+    "CheckpointMismatch",
+    "checkpoint_name_of",
+    "epoch_path",
+    "load",
+    "load_model",
+    "save",
+]
 
-def solver_state(solver: Any) -> dict[str, Any]:
-    """Everything a checkpoint holds, as host numpy arrays and Python values."""
-    model = solver.model
-    if hasattr(model, "state_dict"):
-        model_state = model.state_dict()
-    else:
-        model_state = {"params": backends.to_backend(model.params, "numpy")}
-    best_norm = solver._best_norm_params
-    rule = solver.update_rule_name
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model_class": type(model).__name__,
-        "model": model_state,
-        "settings": {
-            **{k: getattr(solver, k) for k in RESUMABLE if k != "update_rule"},
-            "update_rule": rule if isinstance(rule, str) else None,
-            "update_rule_repr": getattr(rule, "__qualname__", repr(rule)),
-            "seed": solver.seed,
-        },
-        "optim_configs": backends.to_backend(solver.optim_configs, "numpy"),
-        "epoch": solver.epoch,
-        "iteration": solver.iteration,
-        "num_train": solver._train.n,
-        "rng": {
-            "batch": solver._batch_rng.bit_generator.state,
-            "eval": solver._eval_rng.bit_generator.state,
-        },
-        "loss_history": list(solver.loss_history),
-        "train_acc_history": list(solver.train_acc_history),
-        "val_acc_history": list(solver.val_acc_history),
-        "acc_iterations": list(solver.acc_iterations),
-        "best_val_acc": solver.best_val_acc,
-        "best_params": backends.to_backend(solver.best_params, "numpy"),
-        "best_norm_params": None
-        if best_norm is None
-        else [
-            {k: v for k, v in backends.to_backend(p, "numpy").items() if backends.is_array(v)}
-            for p in best_norm
-        ],
-    }
+SUFFIX = ".safetensors"
+_EPOCH_FILE = re.compile(r"^(?P<name>.*)_epoch_(?P<epoch>\d+)" + re.escape(SUFFIX) + "$")
 
 
-def save_solver(solver: Any) -> None:
-    """Write the solver's checkpoint (and the per-epoch copy) if it has a checkpoint_name."""
-    if solver.checkpoint_name is None:
-        return
-    path = Path(solver.checkpoint_name)
-    state = solver_state(solver)
-    _atomic_pickle(state, path)
-    if solver.keep_checkpoints:
-        kept = path.with_name(f"{path.stem}_epoch_{solver.epoch}{path.suffix}")
-        _atomic_pickle(state, kept)
+def epoch_path(name: str | os.PathLike, epoch: int) -> Path:
+    """``{name}_epoch_{epoch}.safetensors``, the file ``Solver(checkpoint_name=name)``
+    writes after ``epoch`` epochs (a trailing ``.safetensors`` on ``name`` is dropped)."""
+    name = str(name)
+    if name.endswith(SUFFIX):
+        name = name[: -len(SUFFIX)]
+    return Path(f"{name}_epoch_{epoch}{SUFFIX}")
 
 
-def load_into(solver: Any, path: str | os.PathLike) -> None:
-    """Load a checkpoint into this solver and its model, to continue with ``train()``.
+def checkpoint_name_of(path: str | os.PathLike) -> str:
+    """The ``checkpoint_name`` that wrote ``path`` (``run`` for ``run_epoch_3.safetensors``);
+    the path without its suffix for any other name."""
+    match = _EPOCH_FILE.match(str(path))
+    if match:
+        return match["name"]
+    text = str(path)
+    return text[: -len(SUFFIX)] if text.endswith(SUFFIX) else text
 
-    The model must have the same architecture (parameter names and shapes)
-    as the one saved; it keeps its current backend.
+
+def save(path: str | os.PathLike, model: Any, solver: Any = None, info: dict | None = None) -> Path:
+    """Write ``model`` (and the state of ``solver``, to resume it) to ``path``, atomically.
+
+    ``info`` is free JSON data kept with the checkpoint (the command line
+    records the dataset a run used). Returns the path written.
     """
-    state = read_checkpoint(path)
-    model = solver.model
-    backend = solver._backend()
-    if hasattr(model, "load_state_dict"):
-        model.load_state_dict(state["model"])
-    else:
-        model.params = backends.to_backend(state["model"]["params"], backend)
-    if state["num_train"] != solver._train.n:
-        warnings.warn(
-            f"checkpoint {str(path)!r} was trained on {state['num_train']} rows, X_train "
-            f"has {solver._train.n}: the run will not repeat the original one",
-            stacklevel=2,
-        )
-    solver.optim_configs = backends.to_backend(state["optim_configs"], backend)
-    solver.epoch = state["epoch"]
-    solver.iteration = state["iteration"]
-    solver._batch_rng.bit_generator.state = state["rng"]["batch"]
-    solver._eval_rng.bit_generator.state = state["rng"]["eval"]
-    solver._pending = []
-    solver.loss_history = list(state["loss_history"])
-    solver.train_acc_history = list(state["train_acc_history"])
-    solver.val_acc_history = list(state["val_acc_history"])
-    solver.acc_iterations = list(state["acc_iterations"])
-    solver.best_val_acc = state["best_val_acc"]
-    solver.best_params = backends.to_backend(state["best_params"], backend)
-    best_norm = state["best_norm_params"]
-    solver._best_norm_params = (
-        None if best_norm is None else [backends.to_backend(p, backend) for p in best_norm]
-    )
+    tensors, metadata = pack(model, solver, info)
+    _atomic_write(safetensors.numpy.save(tensors, metadata=metadata), Path(path))
+    return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The dict saved by a Solver checkpoint (host numpy arrays). Trusted files only."""
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """The validated content of a checkpoint, arrays as host numpy arrays.
+
+    Returns ``{"format", "version", "info", "model": {"class", "init_args",
+    "reg", "params", "norm_params"}, "solver": None or {"settings",
+    "update_rule", "epoch", "iteration", "num_train", "rng", "loss_history",
+    "train_acc_history", "val_acc_history", "acc_iterations",
+    "best_val_acc", "optim_configs", "best_params", "best_norm_params"}}``.
+    FileNotFoundError if there is no file; CheckpointError naming the file
+    for anything that is not a whole checkpoint of this format.
+    """
     path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {name!r} does not exist")
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        raise CheckpointError(f"checkpoint {name!r} is not a file")
     with open(path, "rb") as f:
-        state = pickle.load(f)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(path)!r} is not an xplayers Solver checkpoint")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"checkpoint {str(path)!r} has format version {state.get('version')}, "
-            f"this xplayers reads version {CHECKPOINT_VERSION}"
+        head = f.read(2)
+    if not head:
+        raise CheckpointError(f"checkpoint {name!r} is empty (0 bytes)")
+    if head[0] == 0x80 and 2 <= head[1] <= 5:
+        raise CheckpointError(
+            f"{name!r} is a pickle, not a safetensors checkpoint: pickles can run code "
+            "when loaded, so xplayers never loads them (checkpoints of xplayers before "
+            f"format version {VERSION} were pickles: retrain, or convert them yourself "
+            "if you trust the file)"
         )
-    return state
+    try:
+        with safetensors.safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (safetensors.SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{name!r} is not a readable safetensors checkpoint (truncated, or another "
+            f"kind of file): {exc}"
+        ) from None
+    return unpack(name, tensors, metadata)
 
 
-def _atomic_pickle(obj: Any, path: Path) -> None:
-    """Write ``obj`` to ``path`` so that readers see the old file or the new one, whole."""
+def load_model(path: str | os.PathLike, backend: str | None = None, device: Any = None) -> Any:
+    """The model saved at ``path``, rebuilt on ``backend`` (default: the default backend),
+    holding the best parameters of the run (its last ones if no solver wrote the file).
+
+    Only model classes already defined in this process (subclasses of
+    ``xplayers.models.Model``) can be rebuilt; nothing is imported by name.
+    """
+    from .models._base import MODEL_CLASSES
+
+    state = load(path)
+    name, m = str(path), state["model"]
+    cls = MODEL_CLASSES.get(m["class"])
+    if cls is None:
+        raise CheckpointError(
+            f"checkpoint {name!r} holds a {m['class']}, which is not a model class defined "
+            f"here (known: {sorted(MODEL_CLASSES)}); import the module that defines it first"
+        )
+    if m["init_args"] is None:
+        raise CheckpointError(
+            f"checkpoint {name!r} does not record the constructor arguments of its "
+            f"{m['class']}: build the model yourself and use Solver.resume"
+        )
+    kwargs = {**m["init_args"], "backend": backend}
+    if "device" in inspect.signature(cls).parameters:
+        kwargs["device"] = device
+    else:
+        _check_default_device(backend, device)
+    saved = np.random.get_state()  # noqa: NPY002 (unseeded models draw from it)
+    try:
+        model = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {name!r}: its {m['class']} arguments {m['init_args']} do not build "
+            f"a model: {exc}"
+        ) from None
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+    solver = state["solver"]
+    params, norm = m["params"], m["norm_params"]
+    if solver is not None and solver["best_params"]:
+        params = solver["best_params"]
+        norm = norm if solver["best_norm_params"] is None else solver["best_norm_params"]
+    from ._resume import check_fits
+
+    check_fits(name, state, model, dtypes=False)
+    model.load_state_dict({"params": params, "norm_params": norm, "reg": m["reg"]})
+    return model
+
+
+def _check_default_device(backend: str | None, device: Any) -> None:
+    """Models without a ``device`` argument live on the backend's default device."""
+    if device is None:
+        return
+    adapter = backends.get_backend(backend)
+    default = adapter.default_device()
+    if str(device) not in (str(default), adapter.device_name(default)):
+        raise ValueError(
+            f"device {device!r} is not available for models of backend {adapter.name!r} "
+            f"here: they live on its default device {adapter.device_name(default)!r}"
+        )
+
+
+def _atomic_write(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole."""
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    prefix = f".{path.name}."
+    for stale in folder.glob(f"{glob.escape(prefix)}*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a process killed mid-write
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise

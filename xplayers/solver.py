@@ -17,8 +17,9 @@ checkpoint is written; the error names the iteration where it first appeared.
 
 Checkpoints
 -----------
-``checkpoint_name`` names the file rewritten atomically after every accuracy
-check; ``xplayers.checkpoint`` holds the format.
+With ``checkpoint_name=name`` every accuracy check writes
+``{name}_epoch_{k}.safetensors`` atomically (``xplayers.checkpoint`` holds
+the format, ``xplayers._resume`` writing and resuming).
 """
 
 from __future__ import annotations
@@ -28,19 +29,18 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import backends, checkpoint
+from . import _resume, backends
 from ._batches import Split
 from ._checks import check_count
 from ._parallel_step import parallel_for
 from .optim import get_update_rule
 
-__all__ = ["Solver", "TrainingDiverged", "read_checkpoint"]
-
-read_checkpoint = checkpoint.read_checkpoint
+__all__ = ["Solver", "TrainingDiverged"]
 
 _DEFAULTS: dict[str, Any] = {
     "update_rule": "sgd",
@@ -55,7 +55,8 @@ _DEFAULTS: dict[str, Any] = {
     "verbose": True,
     "seed": None,
     "progress": None,
-    "keep_checkpoints": False,
+    "keep_checkpoints": True,
+    "checkpoint_info": None,
     "comm": None,
 }
 
@@ -66,7 +67,8 @@ class TrainingDiverged(FloatingPointError):
     ``iteration`` (1-based, as the progress prints count) and ``epoch``
     (1-based, the epoch being trained) locate the first bad value; ``value``
     is the loss there (None when a parameter, not the loss, went bad). When it
-    is raised the model already holds the best parameters seen so far.
+    is raised the model holds the best parameters seen so far (before the
+    first accuracy check: its initial parameters, restored).
     """
 
     def __init__(self, message: str, iteration: int, epoch: int, value: float | None) -> None:
@@ -89,18 +91,19 @@ class Solver:
     ``lr_decay`` (learning-rate factor after each epoch), ``batch_size``
     (100), ``num_epochs`` (10), ``num_train_samples`` (1000: training rows used
     for the train accuracy; None for all), ``num_val_samples`` (None: all),
-    ``checkpoint_name`` (None, or the PATH of the checkpoint file, rewritten
-    atomically after each check; CS231n used it as a prefix of per-epoch
-    files, which ``keep_checkpoints=True`` adds), ``print_every`` (10),
-    ``verbose`` (True).
+    ``checkpoint_name`` (None, or a name: each check writes
+    ``{name}_epoch_{k}.safetensors``, as CS231n wrote ``.pkl`` files),
+    ``print_every`` (10), ``verbose`` (True).
 
     Extra keywords: ``seed`` (None: seeds the minibatch and accuracy-subset
     sampling; the same seed gives the same batches on every backend),
     ``progress`` (None: a tqdm bar when ``verbose`` and stdout is a terminal,
     plain prints every ``print_every`` otherwise; True/False force it),
-    ``keep_checkpoints`` (False: also keep one checkpoint file per epoch),
+    ``keep_checkpoints`` (True: keep every epoch's file; False: only the
+    latest), ``checkpoint_info`` (JSON data saved with each checkpoint),
     ``comm`` (None, or an ``xplayers.distributed`` communicator: data parallelism
     over its ranks, ``batch_size`` being the global batch; see ``_parallel_step``).
+    ``last_checkpoint`` is the path of the latest file written (or loaded).
 
     After ``train()``: ``loss_history`` (one float per iteration),
     ``train_acc_history`` / ``val_acc_history`` (after the first iteration and
@@ -140,6 +143,8 @@ class Solver:
         self.num_val_samples = settings["num_val_samples"]
         self.checkpoint_name = settings["checkpoint_name"]
         self.keep_checkpoints = bool(settings["keep_checkpoints"])
+        self.checkpoint_info = settings["checkpoint_info"]
+        self.last_checkpoint: Path | None = None
         self.print_every = check_count("print_every", settings["print_every"])
         self.verbose = bool(settings["verbose"])
         self.progress = settings["progress"]
@@ -234,9 +239,9 @@ class Solver:
         epoch = (iteration - 1) // self.iterations_per_epoch + 1
         restored = self._restore_best()
         where = (
-            f"the checkpoint {str(self.checkpoint_name)!r} (last written after iteration "
-            f"{self.acc_iterations[-1]}) was left as it was"
-            if self.checkpoint_name and self.acc_iterations
+            f"the latest checkpoint is {str(self.last_checkpoint)!r} (written after iteration "
+            f"{self.acc_iterations[-1]})"
+            if self.last_checkpoint is not None and self.acc_iterations
             else "no checkpoint was written"
         )
         at = "" if what.endswith(" by") else " at"
@@ -249,23 +254,31 @@ class Solver:
             value,
         )
 
-    def _snapshot(self) -> None:
-        """Device copies of the params (and norm statistics) as the best so far."""
-        self.best_params = _copy_params(self.model.params)
+    def _copies(self) -> tuple[dict[str, Any], list[dict] | None]:
+        """Device copies of the params and the norm layers' statistics."""
         norm = getattr(self.model, "norm_params", None)
-        self._best_norm_params = None if norm is None else [dict(p) for p in norm]
+        return _copy_params(self.model.params), None if norm is None else [dict(p) for p in norm]
+
+    def _snapshot(self) -> None:
+        """The params (and norm statistics) as the best so far."""
+        self.best_params, self._best_norm_params = self._copies()
 
     def _restore_best(self) -> str:
-        """Put the best params back into the model; says what was restored."""
-        if not self.best_params:
-            return "its parameters from before the first accuracy check"
+        """Put the best params (before the first check: the initial ones) back into the
+        model; says what was restored."""
+        if self.best_params:
+            params, norm = self.best_params, self._best_norm_params
+            what = f"the best parameters (val acc {self.best_val_acc:.4f})"
+        else:
+            params, norm = self._initial
+            what = "its initial parameters, from before training"
         # Copies: the caller may write into the model's arrays (gradient checks do).
-        self.model.params = _copy_params(self.best_params)
+        self.model.params = _copy_params(params)
         live = getattr(self.model, "norm_params", None)
-        if live is not None and self._best_norm_params is not None:
-            for dst, src in zip(live, self._best_norm_params, strict=True):
+        if live is not None and norm is not None:
+            for dst, src in zip(live, norm, strict=True):
                 dst.update({k: v for k, v in src.items() if backends.is_array(v)})
-        return f"the best parameters (val acc {self.best_val_acc:.4f})"
+        return what
 
     def check_accuracy(
         self, X: Any, y: Any, num_samples: int | None = None, batch_size: int = 100
@@ -315,6 +328,8 @@ class Solver:
         loss or parameter becomes NaN or infinite.
         """
         num_iterations = self.num_iterations
+        if not self.best_params:  # a divergence before the first check restores these
+            self._initial = self._copies()
         bar = self._progress_bar(num_iterations)
         try:
             for t in range(self.iteration, num_iterations):
@@ -402,21 +417,17 @@ class Solver:
         }
 
     # ------------------------------------------------------------ checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
-        """Everything a checkpoint holds, as host numpy arrays and Python values."""
-        return checkpoint.solver_state(self)
-
     def _save_checkpoint(self) -> None:
         if self._parallel.is_root:
-            checkpoint.save_solver(self)
+            _resume.save_solver(self)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a checkpoint into this solver and its model, to continue with ``train()``.
 
-        The model must have the same architecture (parameter names and shapes)
-        as the one saved; it keeps its current backend.
+        The model must have the class, parameter names, shapes and dtypes of the
+        one saved (CheckpointError naming each difference); it keeps its backend.
         """
-        checkpoint.load_into(self, path)
+        _resume.load_into(self, path)
 
     @classmethod
     def resume(
@@ -424,22 +435,13 @@ class Solver:
     ) -> Solver:
         """A Solver continuing the run saved at ``path``; call ``train()`` on it.
 
-        The saved settings (update rule, optim_config, lr_decay, batch_size,
-        num_epochs, sample counts, print_every, seed) are reused unless given in
-        ``kwargs``; a callable update rule is not saved and must be passed again.
+        ``model`` must fit the file (class, parameter names, shapes, dtypes:
+        CheckpointError naming each difference). The saved settings (update
+        rule, optim_config, lr_decay, batch_size, num_epochs, sample counts,
+        print_every, seed) are reused unless given in ``kwargs``; a callable
+        update rule is not saved and must be passed again.
         """
-        state = checkpoint.read_checkpoint(path)
-        settings = dict(state["settings"])
-        if settings.get("update_rule") is None and "update_rule" not in kwargs:
-            raise ValueError(
-                f"checkpoint {str(path)!r} was trained with the callable update rule "
-                f"{settings.get('update_rule_repr')!r}: pass it again as update_rule=..."
-            )
-        settings.pop("update_rule_repr", None)
-        settings.update(kwargs)
-        solver = cls(model, data, **settings)
-        solver.load_checkpoint(path)
-        return solver
+        return _resume.resume(cls, path, model, data, kwargs)
 
 
 def _copy_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""The ``xplayers`` command line: train a model, list the backends.
+"""The ``xplayers`` command line: train a model, evaluate or apply a checkpoint, list
+the backends.
 
     xplayers train                       # FC net on the bundled digits, default backend
     xplayers train --backend torch --update-rule sgd_momentum --lr 0.05 --plot curves.png
     xplayers train --model cnn --dataset cifar10 --data-dir ~/data/cifar10 --epochs 1
     xplayers backends
+    xplayers train --checkpoint runs/digits      # runs/digits_epoch_K.safetensors
+    xplayers evaluate runs/digits_epoch_10.safetensors --split test
+    xplayers predict runs/digits_epoch_10.safetensors inputs.npy --output labels.npy
 
 Each subcommand is a module here with ``add_parser(sub)`` and ``run(args,
 parser)``. User mistakes (a bad flag value, an unavailable backend, a missing
@@ -16,14 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import list_backends, train
-from ._common import EXIT_FAILED, EXIT_USAGE, UsageError
+from . import evaluate, list_backends, predict, train
+from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``xplayers`` command (subcommands train, backends)."""
+    """The parser of the ``xplayers`` command (train, evaluate, predict, backends)."""
     parser = argparse.ArgumentParser(
         prog="xplayers",
         description="CS231n-style networks on NumPy, CuPy, PyTorch or array-api-strict.",
@@ -34,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    for command in (list_backends, train):
+    for command in (list_backends, train, evaluate, predict):
         command.add_parser(sub)
     return parser
 
@@ -45,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # to print a resume command
         return args.handler(args, args.subparser)
     except UsageError as exc:
         exc.parser.print_usage(sys.stderr)
@@ -54,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

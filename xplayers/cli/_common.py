@@ -9,6 +9,7 @@ from .. import backends
 
 EXIT_USAGE = 2  # argparse's own status for bad arguments
 EXIT_FAILED = 1  # the run itself failed (diverged)
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT), as shells report it
 
 
 class UsageError(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import pickle
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import backends
+from ..checkpoint import checkpoint_name_of
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CNN_HIDDEN,
@@ -29,6 +30,7 @@ from ..defaults import (
 )
 from ._common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     UsageError,
     backend_name,
     decay,
@@ -39,6 +41,7 @@ from ._common import (
     non_negative_int,
     positive_int,
 )
+from ._resuming import interrupted_message, resumed_solver
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -159,16 +162,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         type=Path,
         default=None,
-        metavar="PATH",
-        help="save a checkpoint to PATH after every epoch (rewritten in place)",
+        metavar="NAME",
+        help="after every epoch k write the checkpoint NAME_epoch_k.safetensors",
     )
     out.add_argument(
         "--resume",
         type=Path,
         default=None,
-        metavar="PATH",
-        help="continue the run saved in checkpoint PATH (give the same model and data flags; "
-        "--epochs may extend it); it keeps saving there unless --checkpoint says otherwise",
+        metavar="FILE",
+        help="continue the run saved in checkpoint FILE (give the same model and data flags; "
+        "--epochs may extend it); it keeps saving under FILE's name unless --checkpoint "
+        "says otherwise",
     )
     out.add_argument(
         "--plot", type=Path, default=None, metavar="FILE.png", help="write loss/accuracy curves"
@@ -179,7 +183,7 @@ def _dims_text(dims: tuple[int, ...]) -> str:
     return ",".join(map(str, dims))
 
 
-def _resolve_backend(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+def resolve_backend(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """The backend to train on, checked usable, or a usage error with the reason."""
     if args.backend is None:
         try:
@@ -206,6 +210,16 @@ def _check_output_path(parser: argparse.ArgumentParser, flag: str, path: Path | 
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(parser, f"argument {flag}: folder {str(parent)!r} does not exist")
+    # A real write: access() says yes to root, and a read-only mount says no late.
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(f"{str(path)!r} is read-only")
+    except OSError as exc:
+        raise UsageError(
+            parser, f"argument {flag}: cannot write to {str(path)!r}: {exc.strerror or exc}"
+        ) from None
 
 
 def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -256,7 +270,7 @@ def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
         raise UsageError(parser, "argument --plot: use a .png (or .pdf, .svg, .jpg) file name")
 
 
-def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+def load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     from xplayers import data
 
     if args.dataset == "digits":
@@ -308,14 +322,16 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _fresh_solver(args: argparse.Namespace, model: Any, data: dict[str, Any], **common: Any) -> Any:
+def _fresh_solver(
+    args: argparse.Namespace, model: Any, data: dict[str, Any], say: Any, **common: Any
+) -> Any:
     from xplayers.solver import Solver
 
     rule = _or(args.update_rule, DEFAULT_UPDATE_RULE)
     lr = _or(args.lr, DEFAULT_LEARNING_RATES[rule])
     epochs = _or(args.epochs, DEFAULT_EPOCHS)
     batch = _or(args.batch_size, DEFAULT_BATCH_SIZE)
-    print(f"training: {rule} lr={lr:g}, batch {batch}, {epochs} epochs, seed {args.seed}")
+    say(f"training: {rule} lr={lr:g}, batch {batch}, {epochs} epochs, seed {args.seed}")
     return Solver(
         model,
         data,
@@ -327,43 +343,6 @@ def _fresh_solver(args: argparse.Namespace, model: Any, data: dict[str, Any], **
         seed=args.seed,
         **common,
     )
-
-
-def _resumed_solver(
-    args: argparse.Namespace,
-    parser: argparse.ArgumentParser,
-    model: Any,
-    data: dict[str, Any],
-    **common: Any,
-) -> Any:
-    """A Solver continuing ``args.resume``, after checking it fits the model built."""
-    from xplayers.solver import Solver, read_checkpoint
-
-    path = args.resume
-    try:
-        state = read_checkpoint(path)
-    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        raise UsageError(
-            parser, f"argument --resume: cannot read {str(path)!r} as a checkpoint: {exc}"
-        ) from None
-    saved = {k: tuple(v.shape) for k, v in state["model"]["params"].items()}
-    built = {k: tuple(v.shape) for k, v in model.params.items()}
-    if state.get("model_class") != type(model).__name__ or saved != built:
-        raise UsageError(
-            parser,
-            f"argument --resume: checkpoint {str(path)!r} holds a {state.get('model_class')} "
-            f"with params {saved}, but the flags built a {type(model).__name__} with {built}; "
-            "give the same --model, --hidden-dims, --normalization and --dataset as the run "
-            "that wrote it",
-        )
-    extra = {} if args.epochs is None else {"num_epochs": args.epochs}
-    solver = Solver.resume(path, model, data, **extra, **common)
-    settings = state["settings"]
-    print(
-        f"resumed: {path} at epoch {solver.epoch} (iteration {solver.iteration}); "
-        f"{settings['update_rule']}, batch {solver.batch_size}, to epoch {solver.num_epochs}"
-    )
-    return solver
 
 
 def _communicator(args: argparse.Namespace) -> Any:
@@ -382,31 +361,40 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Train, report accuracy, and write the plot / checkpoints asked for."""
     _check_args(args, parser)
     comm = _communicator(args)
-    backend = _resolve_backend(args, parser)
+    backend = resolve_backend(args, parser)
     from xplayers.solver import TrainingDiverged
 
+    say = (lambda *a, **k: None) if args.quiet else print
     adapter = backends.get_backend(backend)
-    print(f"backend: {backend} (device: {adapter.device_name(adapter.default_device())})")
+    say(f"backend: {backend} (device: {adapter.device_name(adapter.default_device())})")
 
-    data = _load_data(args, parser)
+    data = load_data(args, parser)
+    n_train = len(data["y_train"])
+    if args.batch_size is not None and args.batch_size > n_train:
+        raise UsageError(
+            parser,
+            f"argument --batch-size: {args.batch_size} is larger than the {n_train} "
+            f"training rows of {args.dataset}",
+        )
     model, model_text = _build_model(args, data, backend)
     n_test = len(data["y_test"]) if "y_test" in data else 0
-    print(f"model: {model_text}, {args.dtype}")
-    print(
-        f"data: {args.dataset}, {len(data['y_train'])} train / {len(data['y_val'])} val"
+    say(f"model: {model_text}, {args.dtype}")
+    say(
+        f"data: {args.dataset}, {n_train} train / {len(data['y_val'])} val"
         + (f" / {n_test} test" if n_test else "")
     )
 
-    checkpoint = _or(args.checkpoint, args.resume)
+    name = _or(args.checkpoint, args.resume and Path(checkpoint_name_of(args.resume)))
     common = dict(
-        checkpoint_name=None if checkpoint is None else str(checkpoint),
+        checkpoint_name=None if name is None else str(name),
+        checkpoint_info={"dataset": args.dataset, "data_dir": _text_or_none(args.data_dir)},
         verbose=not args.quiet,
         comm=comm,
     )
     if args.resume is not None:
-        solver = _resumed_solver(args, parser, model, data, **common)
+        solver = resumed_solver(args, parser, model, data, say, **common)
     else:
-        solver = _fresh_solver(args, model, data, **common)
+        solver = _fresh_solver(args, model, data, say, **common)
 
     start, first_iteration = time.perf_counter(), solver.iteration
     try:
@@ -421,6 +409,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(interrupted_message(args, solver), file=sys.stderr)
+        return EXIT_INTERRUPTED
     elapsed = time.perf_counter() - start
 
     # The Solver restored the best-validation params; report on those.
@@ -433,11 +424,15 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"training time:  {elapsed:.1f} s ({samples / max(elapsed, 1e-9):,.0f} samples/s, "
         "accuracy checks included)"
     )
-    if checkpoint is not None:
-        print(f"checkpoint:     {checkpoint}")
+    if solver.last_checkpoint is not None:
+        print(f"checkpoint:     {solver.last_checkpoint}")
     if args.plot is not None and (comm is None or comm.rank == 0):
         from xplayers.plotting import plot_history
 
         title = f"{model_text} on {args.dataset} ({backend}, {solver.update_rule_name})"
         print(f"plot:           {plot_history(solver, args.plot, title=title)}")
     return 0
+
+
+def _text_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)

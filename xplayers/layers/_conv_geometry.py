@@ -14,7 +14,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from .._checks import check_floating, check_ndim, check_shape, describe
+from .._checks import check_floating, check_int, check_ndim, check_param, check_shape, describe
+
+
+def conv_params(x: Any, w: Any, b: Any, xp: ModuleType) -> tuple[Any, Any]:
+    """w and b in x's dtype (integer ones promoted; see ``check_param``); x real floating."""
+    check_floating("x", x, xp)
+    return check_param("w", w, x, xp), check_param("b", b, x, xp)
 
 
 def conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> tuple[int, ...]:
@@ -30,18 +36,10 @@ def conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> t
             f"(F, {x.shape[1]}, HH, WW))"
         )
     check_shape("b", b, (w.shape[0],), f"to match w's {w.shape[0]} filters")
-    if w.dtype != x.dtype or b.dtype != x.dtype:
-        raise TypeError(
-            f"x, w and b must share one dtype: x is a {describe(x)}, w is a {describe(w)}, "
-            f"b is a {describe(b)}"
-        )
     if not isinstance(conv_param, dict) or "stride" not in conv_param or "pad" not in conv_param:
         raise ValueError(f"conv_param must be a dict with 'stride' and 'pad', got {conv_param!r}")
-    stride, pad = conv_param["stride"], conv_param["pad"]
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride <= 0:
-        raise ValueError(f"conv_param['stride'] must be a positive int, got {stride!r}")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"conv_param['pad'] must be a non-negative int, got {pad!r}")
+    stride = check_int("conv_param['stride']", conv_param["stride"], 1)
+    pad = check_int("conv_param['pad']", conv_param["pad"], 0)
     truncate = conv_param.get("truncate", False)
     if not isinstance(truncate, bool):
         raise ValueError(f"conv_param['truncate'] must be True or False, got {truncate!r}")
@@ -66,10 +64,6 @@ def conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> t
             )
         sizes.append(span // stride + 1)
     return stride, pad, sizes[0], sizes[1]
-
-
-def _check_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
-    check_shape("dout", dout, (x.shape[0], w.shape[0], ho, wo), "(N, F, Ho, Wo) of the output")
 
 
 def check_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:

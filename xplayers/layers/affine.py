@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._checks import check_shape, describe, namespace
+from .._checks import check_floating, check_param, check_shape, describe, namespace
 
 
 def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     """x: (N, d_1, ..., d_k) flattened to (N, D); w: (D, M); b: (M,) -> out: (N, M)."""
     xp = namespace(x=x, w=w, b=b)
+    if x.ndim == 0:
+        raise ValueError(f"x must be (N, d_1, ..., d_k) samples, got a {describe(x)}")
+    check_floating("x", x, xp)
+    w, b = check_param("w", w, x, xp), check_param("b", b, x, xp)
     if w.ndim != 2:
         raise ValueError(f"w must be 2-d (D, M), got a {describe(w)}")
     n = x.shape[0]

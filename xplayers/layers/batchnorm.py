@@ -7,9 +7,18 @@ Test: the running statistics replace the batch ones.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._checks import check_mode, check_ndim, check_shape, describe, namespace
+from .._checks import (
+    check_floating,
+    check_mode,
+    check_ndim,
+    check_param,
+    check_shape,
+    describe,
+    namespace,
+)
 from ._normalize import affine_params_backward, normalize, normalize_backward
 
 
@@ -30,7 +39,8 @@ def batch_normalize(
     """xhat of x, per feature on axis 1, with the statistics over ``axes``.
 
     Train mode uses the batch statistics and moves bn_param's running ones
-    (shape (x.shape[1],), zeros on first use) towards them; test mode uses the
+    (shape (x.shape[1],), zeros on first use) towards them (an empty batch
+    leaves them untouched); test mode uses the
     running statistics. Returns (xhat, mean, inv_std, train), the statistics
     shaped to broadcast against x. Shared by batch norm and spatial batch norm.
     """
@@ -42,6 +52,10 @@ def batch_normalize(
     running_var = _running_stat(xp, bn_param, "running_var", x)
     if mode == "train":
         xhat, mean, var, inv_std = normalize(xp, x, axes, eps)
+        if math.prod(x.shape[a] for a in axes) == 0:
+            # No rows: the batch statistics are NaN; the running ones stay as they were.
+            bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
+            return xhat, mean, inv_std, True
         bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * xp.reshape(mean, (d,))
         bn_param["running_var"] = momentum * running_var + (1 - momentum) * xp.reshape(var, (d,))
         return xhat, mean, inv_std, True
@@ -57,9 +71,11 @@ def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[An
     xp = namespace(x=x, gamma=gamma, beta=beta)
     check_mode("bn_param", bn_param)
     check_ndim("x", x, 2, "(N, D)")
+    check_floating("x", x, xp)
     d = x.shape[1]
     check_shape("gamma", gamma, (d,), f"to match x's D={d}")
     check_shape("beta", beta, (d,), f"to match x's D={d}")
+    gamma, beta = check_param("gamma", gamma, x, xp), check_param("beta", beta, x, xp)
     xhat, mean, inv_std, train = batch_normalize(xp, x, bn_param, (0,))
     cache = (x, xhat, mean, inv_std, gamma) if train else None
     return gamma * xhat + beta, cache

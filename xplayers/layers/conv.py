@@ -23,7 +23,7 @@ from typing import Any
 from .. import backends
 from .._checks import namespace
 from . import _conv_channels_last, _conv_flat
-from ._conv_geometry import check_dout, conv_geometry, pad_input, unpad
+from ._conv_geometry import check_dout, conv_geometry, conv_params, pad_input, unpad
 
 
 # ---------------------------------------------------------------------- naive
@@ -34,6 +34,7 @@ def conv_forward_naive(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, t
     filter and output position at a time (vectorised over the batch only).
     """
     xp = namespace(x=x, w=w, b=b)
+    w, b = conv_params(x, w, b, xp)
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
     n, _, _, _ = x.shape
     f, _, hh, ww = w.shape
@@ -147,6 +148,7 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     offsets and the batch chunks.
     """
     xp = namespace(x=x, w=w, b=b)
+    w, b = conv_params(x, w, b, xp)
     plan = _plan(x, w, b, conv_param, xp)
     f, c, hh, ww = w.shape
     ho, wo = plan.out_hw

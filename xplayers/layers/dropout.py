@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import backends
-from .._checks import check_mode, check_shape, namespace
+from .._checks import check_floating, check_mode, check_shape, namespace
 
 
 def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
     """x: any shape -> out = x * mask, mask = (u < p) / p with u ~ U[0, 1)."""
     xp = namespace(x=x)
     mode = check_mode("dropout_param", dropout_param)
+    check_floating("x", x, xp)
     p = dropout_param.get("p", 0.5)
-    if not 0.0 < p <= 1.0:
+    if isinstance(p, (bool, str)) or not isinstance(p, (int, float, np.number)) or not 0 < p <= 1:
         raise ValueError(f"dropout_param['p'] is the keep probability, in (0, 1]; got {p!r}")
     if mode == "train":
         u = backends.uniform_like(x, seed=dropout_param.get("seed"))

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._checks import check_ndim, check_shape, namespace
+from .._checks import (
+    check_floating,
+    check_ndim,
+    check_param,
+    check_param_dict,
+    check_shape,
+    namespace,
+)
 from ._normalize import affine_params_backward, normalize, normalize_backward
 
 
 def layernorm_forward(x: Any, gamma: Any, beta: Any, ln_param: dict) -> tuple[Any, tuple]:
     """x: (N, D), gamma/beta: (D,) -> out: (N, D)."""
     xp = namespace(x=x, gamma=gamma, beta=beta)
+    check_param_dict("ln_param", ln_param)
     check_ndim("x", x, 2, "(N, D)")
+    check_floating("x", x, xp)
     d = x.shape[1]
     check_shape("gamma", gamma, (d,), f"to match x's D={d}")
     check_shape("beta", beta, (d,), f"to match x's D={d}")
+    gamma, beta = check_param("gamma", gamma, x, xp), check_param("beta", beta, x, xp)
     xhat, _, _, inv_std = normalize(xp, x, (1,), ln_param.get("eps", 1e-5))
     return gamma * xhat + beta, (xhat, inv_std, gamma)
 

@@ -15,7 +15,7 @@ def _scores_and_labels(x: Any, y: Any) -> tuple[Any, Any]:
     xp = namespace(x=x, y=y)
     check_ndim("x", x, 2, "scores (N, C)")
     check_floating("x", x, xp)
-    check_labels("y", y, x.shape[0], x.shape[1], xp)
+    y = check_labels("y", y, x.shape[0], x.shape[1], xp)
     return xp, xp.reshape(y, (-1, 1))
 
 

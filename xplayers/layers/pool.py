@@ -10,6 +10,8 @@ code, and the same way as ``argmax`` on the flattened window. Overlapping
 windows (stride < pool size) accumulate their gradients at shared pixels.
 The routing multiplies dout by a 0/1 mask, so an infinite dout entry turns
 the other pixels of its window into NaN (0 * inf), in both implementations.
+A window holding NaN has NaN as its maximum and routes its gradient to its
+first NaN, as argmax does (and torch's max pooling).
 
 Two implementations share the validation:
 
@@ -27,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import backends
-from .._checks import check_floating, check_ndim, check_shape, describe, namespace
+from .._checks import check_floating, check_int, check_ndim, check_shape, describe, namespace
 
 
 # ----------------------------------------------------------------- validation
@@ -44,10 +46,7 @@ def _pool_geometry(x: Any, pool_param: dict, xp: ModuleType) -> tuple[int, int, 
     for key in ("pool_height", "pool_width", "stride"):
         if key not in pool_param:
             raise ValueError(f"pool_param lacks {key!r}: got {pool_param!r}")
-        value = pool_param[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"pool_param[{key!r}] must be a positive int, got {value!r}")
-        sizes[key] = value
+        sizes[key] = check_int(f"pool_param[{key!r}]", pool_param[key], 1)
     ph, pw, stride = sizes["pool_height"], sizes["pool_width"], sizes["stride"]
     out_sizes = []
     for axis, size, k in (("height", x.shape[2], ph), ("width", x.shape[3], pw)):
@@ -177,7 +176,10 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
         free = None
         for k in range(ph * pw):
             index = _offset_index(*divmod(k, pw), stride, ho, wo, batch)
-            hit = x[index] == top
+            # A window holding NaN has a NaN maximum, equal to nothing: its
+            # gradient goes to its first NaN, where argmax (naive, torch) puts it.
+            view = x[index]
+            hit = xp.logical_or(view == top, xp.isnan(view))
             if free is not None:
                 hit = xp.logical_and(hit, free)
             if k < last:

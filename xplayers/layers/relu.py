@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._checks import check_shape, namespace
+from .._checks import check_floating, check_shape, namespace
 
 
 def relu_forward(x: Any) -> tuple[Any, Any]:
     """x: any shape -> out = max(x, 0), same shape."""
     xp = namespace(x=x)
+    check_floating("x", x, xp)
     return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=x.device)), x
 
 

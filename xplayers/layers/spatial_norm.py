@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._checks import check_floating, check_ndim, check_shape, describe, namespace
+from .._checks import (
+    check_floating,
+    check_int,
+    check_ndim,
+    check_param,
+    check_shape,
+    describe,
+    namespace,
+)
 from ._normalize import affine_params_backward, normalize, normalize_backward
 from .batchnorm import batch_normalize, check_train_cache
 
@@ -38,6 +46,7 @@ def spatial_batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> 
     _, c, _, _ = _check_image(x, xp)
     check_shape("gamma", gamma, (c,), f"to match x's C={c}")
     check_shape("beta", beta, (c,), f"to match x's C={c}")
+    gamma, beta = check_param("gamma", gamma, x, xp), check_param("beta", beta, x, xp)
     xhat, _, inv_std, train = batch_normalize(xp, x, bn_param, _BATCH_AXES)
     # (C, 1, 1) broadcasts per channel against (N, C, H, W).
     gamma3 = xp.reshape(gamma, (c, 1, 1))
@@ -59,8 +68,7 @@ def spatial_batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
 
 def _check_groups(G: Any, c: int, x: Any) -> int:
-    if isinstance(G, bool) or not isinstance(G, int) or G <= 0:
-        raise ValueError(f"G (the number of groups) must be a positive int, got {G!r}")
+    G = check_int("G (the number of groups)", G, 1)
     if c % G != 0:
         raise ValueError(
             f"G={G} groups must divide the {c} channels of x (x is a {describe(x)}); "
@@ -81,6 +89,7 @@ def spatial_groupnorm_forward(
     n, c, h, w = _check_image(x, xp)
     check_shape("gamma", gamma, (1, c, 1, 1), f"to match x's C={c}")
     check_shape("beta", beta, (1, c, 1, 1), f"to match x's C={c}")
+    gamma, beta = check_param("gamma", gamma, x, xp), check_param("beta", beta, x, xp)
     G = _check_groups(G, c, x)
     grouped = xp.reshape(x, (n, G, c // G, h, w))
     xhat5, _, _, inv_std = normalize(xp, grouped, _GROUP_AXES, (gn_param or {}).get("eps", 1e-5))

@@ -1,19 +1,57 @@
 """What every model shares: its backend and dtype, seeded host-side
-initialisation, moving between backends, and state dicts.
+initialisation, moving between backends, state dicts, and the constructor
+arguments a checkpoint needs to rebuild it.
 
-Subclasses draw their initial weights with ``self.rng`` (a NumPy generator
-seeded from ``seed``) and hand them to ``_set_params``, which moves them to
-the model's backend once: the same seed therefore gives the same starting
-weights on NumPy, CuPy and torch.
+Subclasses draw their initial weights with ``self.normal(scale, shape)`` and
+hand them to ``_set_params``, which moves them to the model's backend once:
+the same seed therefore gives the same starting weights on NumPy, CuPy and
+torch. With ``seed=None`` the draws come from NumPy's global random state in
+the course's order, so ``np.random.seed(231)`` reproduces the course's
+numbers.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import backends
+from .._checkpoint_layout import model_class_name
+
+#: Every Model subclass defined in this process, by module and qualified name:
+#: the only classes ``xplayers.load_model`` rebuilds (it never imports by name).
+MODEL_CLASSES: dict[str, type] = {}
+
+
+def _recording_init(init: Callable) -> Callable:
+    """``init`` that first stores its bound arguments as ``self.init_args``, once: the
+    outermost constructor of a subclass chain records, the ``super()`` calls do not."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        if "init_args" not in self.__dict__:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            recorded: dict[str, Any] | None = {}
+            for name, value in list(bound.arguments.items())[1:]:
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    recorded.update(value)
+                elif kind is inspect.Parameter.VAR_POSITIONAL:
+                    if value:  # not expressible by keyword: the model cannot be rebuilt
+                        recorded = None
+                        break
+                else:
+                    recorded[name] = value
+            self.init_args = recorded
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 class Model:
@@ -21,11 +59,19 @@ class Model:
 
     ``norm_params`` lists the per-layer parameter dicts (bn_param / ln_param)
     whose running statistics travel with the model in ``to`` and state dicts.
+    ``init_args`` holds the arguments the model was constructed with (recorded
+    for every subclass), so a checkpoint can rebuild it.
     """
 
     #: Folded into ``step_seed``: the Solver sets ``(rank,)`` on data-parallel
     #: ranks so each draws its own dropout masks; () leaves the seeds unchanged.
     stream_key: tuple[int, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODEL_CLASSES[model_class_name(cls)] = cls
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording_init(cls.__init__)
 
     def __init__(self, backend: str | None = None, dtype: Any = "float32", seed: int | None = None):
         self.backend = backends.get_backend(backend).name
@@ -37,6 +83,13 @@ class Model:
         self.params: dict[str, Any] = {}
         self.norm_params: list[dict] = []
         self.reg = 0.0
+
+    def normal(self, scale: float, shape: tuple[int, ...]) -> np.ndarray:
+        """Host weights ~ N(0, scale**2): from ``seed``'s generator, or, with seed=None,
+        ``np.random.normal(0, scale, shape)`` from NumPy's global state (the course's)."""
+        if self.seed is None:
+            return np.random.normal(0, scale, shape)  # noqa: NPY002 (the course's stream)
+        return scale * self.rng.standard_normal(shape)
 
     def _set_params(self, host_params: dict[str, np.ndarray]) -> None:
         """Move host-drawn initial weights to the model's backend and dtype."""

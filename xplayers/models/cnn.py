@@ -73,14 +73,14 @@ class ThreeLayerConvNet(Model):
         self.conv_param = {"stride": 1, "pad": pad}
         self.pool_param = dict(_POOL_PARAM)
         pooled = num_filters * (conv_h // 2) * (conv_w // 2)
-        draw = self.rng.standard_normal
+        draw = self.normal
         self._set_params(
             {
-                "W1": weight_scale * draw((num_filters, c, filter_size, filter_size)),
+                "W1": draw(weight_scale, (num_filters, c, filter_size, filter_size)),
                 "b1": np.zeros(num_filters),
-                "W2": weight_scale * draw((pooled, hidden_dim)),
+                "W2": draw(weight_scale, (pooled, hidden_dim)),
                 "b2": np.zeros(hidden_dim),
-                "W3": weight_scale * draw((hidden_dim, num_classes)),
+                "W3": draw(weight_scale, (hidden_dim, num_classes)),
                 "b3": np.zeros(num_classes),
             }
         )

@@ -94,7 +94,7 @@ class FullyConnectedNet(Model):
 
         host: dict[str, np.ndarray] = {}
         for i, (fan_in, fan_out) in enumerate(itertools.pairwise(dims), start=1):
-            host[f"W{i}"] = weight_scale * self.rng.standard_normal((fan_in, fan_out))
+            host[f"W{i}"] = self.normal(weight_scale, (fan_in, fan_out))
             host[f"b{i}"] = np.zeros(fan_out)
             if normalization is not None and i < self.num_layers:
                 host[f"gamma{i}"] = np.ones(fan_out)

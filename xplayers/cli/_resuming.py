@@ -1,0 +1,77 @@
+"""``xplayers train --resume``: continuing a saved run, and saying how to continue an
+interrupted one."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from ..checkpoint import CheckpointError, CheckpointMismatch
+from ._common import UsageError
+
+
+def resumed_solver(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    model: Any,
+    data: dict[str, Any],
+    say: Any,
+    **common: Any,
+) -> Any:
+    """A Solver continuing ``args.resume``; usage errors for a file that does not fit."""
+    from xplayers.solver import Solver
+
+    path = args.resume
+    extra = {} if args.epochs is None else {"num_epochs": args.epochs}
+    try:
+        solver = Solver.resume(path, model, data, **extra, **common)
+    except CheckpointMismatch as exc:
+        raise UsageError(
+            parser,
+            f"argument --resume: {exc}; give the same --model, --hidden-dims, "
+            "--normalization, --dtype and --dataset as the run that wrote it",
+        ) from None
+    except CheckpointError as exc:
+        raise UsageError(parser, f"argument --resume: {exc}") from None
+    except ValueError as exc:  # fewer epochs than the checkpoint has done
+        raise UsageError(parser, f"argument --epochs: {exc}") from None
+    say(
+        f"resumed: {path} at epoch {solver.epoch} (iteration {solver.iteration}); "
+        f"{solver.update_rule_name}, batch {solver.batch_size}, to epoch {solver.num_epochs}"
+    )
+    return solver
+
+
+def _without_resume(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume="):
+            out.append(arg)
+    return out
+
+
+def interrupted_message(args: argparse.Namespace, solver: Any) -> str:
+    """What a Ctrl-C'd run tells the user: where it stopped, its latest checkpoint and
+    the command that resumes from it."""
+    stopped = f"interrupted at iteration {solver.iteration} of {solver.num_iterations}"
+    latest = solver.last_checkpoint
+    if latest is None:
+        return f"\n{stopped}; no checkpoint was written (give --checkpoint NAME to resume later)"
+    argv = _without_resume(getattr(args, "argv", None) or sys.argv[1:])
+    command = shlex.join(["xplayers", *argv, "--resume", str(latest)])
+    return (
+        f"\n{stopped}; latest checkpoint: {latest} (epoch {solver_epoch(latest)})\n"
+        f"resume with: {command}"
+    )
+
+
+def solver_epoch(path: Any) -> str:
+    """The epoch in a ``NAME_epoch_K.safetensors`` file name (``?`` for other names)."""
+    stem = str(path).rsplit("_epoch_", 1)
+    return stem[1].split(".", 1)[0] if len(stem) == 2 else "?"
