@@ -262,13 +262,15 @@ def test_mismatched_parameter_shapes_raise_distributed_error(tmp_path: Path) -> 
 
 @needs_mpi
 def test_only_rank_zero_prints_and_writes_the_checkpoint(tmp_path: Path) -> None:
-    ckpt = tmp_path / "run.ckpt"
-    proc, _ = _mpiexec(2, str(tmp_path), "--verbose", "--checkpoint", str(ckpt))
+    name = tmp_path / "run"
+    proc, _ = _mpiexec(2, str(tmp_path), "--verbose", "--checkpoint", str(name))
     assert proc.returncode == 0, proc.stderr
     iterations = [line for line in proc.stdout.splitlines() if line.startswith("(Iteration")]
     assert len(iterations) == 18, proc.stdout
     assert proc.stdout.count("(Epoch 3 / 3)") == 1
-    assert ckpt.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == [
+        f"run_epoch_{k}.safetensors" for k in range(4)
+    ]
 
 
 @needs_mpi
