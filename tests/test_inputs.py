@@ -109,11 +109,11 @@ def test_pool_and_relu_refuse_integer_x(backend) -> None:
 def test_settings_dicts_and_scalars_give_clear_errors(backend) -> None:
     x = backend.asarray(np.ones((3, 2)), "float32")
     g = backend.asarray(np.ones(2), "float32")
-    with pytest.raises(TypeError, match="bn_param must be a dict.*None"):
+    with pytest.raises(TypeError, match=r"bn_param must be a dict.*None"):
         layers.batchnorm_forward(x, g, g, None)
-    with pytest.raises(TypeError, match="ln_param must be a dict.*None"):
+    with pytest.raises(TypeError, match=r"ln_param must be a dict.*None"):
         layers.layernorm_forward(x, g, g, None)
-    with pytest.raises(TypeError, match="dropout_param must be a dict.*None"):
+    with pytest.raises(TypeError, match=r"dropout_param must be a dict.*None"):
         layers.dropout_forward(x, None)
     with pytest.raises(ValueError, match=r"dropout_param\['p'\].*'0.5'"):
         layers.dropout_forward(x, {"p": "0.5", "mode": "train"})
