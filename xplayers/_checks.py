@@ -58,8 +58,9 @@ def check_param(name: str, p: Any, x: Any, xp: ModuleType) -> Any:
     if xp.isdtype(p.dtype, ("integral", "bool")):
         return xp.astype(p, x.dtype)
     if xp.isdtype(p.dtype, "real floating"):
+        p_dtype, x_dtype = backends.numpy_dtype(p.dtype), backends.numpy_dtype(x.dtype)
         raise TypeError(
-            f"{name} is {p.dtype} but x is {x.dtype}: cast one of them so they share a "
+            f"{name} is {p_dtype} but x is {x_dtype}: cast one of them so they share a "
             f"dtype ({name} is a {describe(p)}, x is a {describe(x)})"
         )
     raise TypeError(f"{name} must be a real array, got a {describe(p)}")

@@ -50,12 +50,11 @@ def batch_normalize(
     d = x.shape[1]
     running_mean = _running_stat(xp, bn_param, "running_mean", x)
     running_var = _running_stat(xp, bn_param, "running_var", x)
-    if mode == "train":
+    # An empty batch has no statistics (its mean would be NaN): it is normalised
+    # with the running ones, which stay as they were; its cache is a train cache.
+    empty = math.prod(x.shape[a] for a in axes) == 0
+    if mode == "train" and not empty:
         xhat, mean, var, inv_std = normalize(xp, x, axes, eps)
-        if math.prod(x.shape[a] for a in axes) == 0:
-            # No rows: the batch statistics are NaN; the running ones stay as they were.
-            bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
-            return xhat, mean, inv_std, True
         bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * xp.reshape(mean, (d,))
         bn_param["running_var"] = momentum * running_var + (1 - momentum) * xp.reshape(var, (d,))
         return xhat, mean, inv_std, True
@@ -63,7 +62,7 @@ def batch_normalize(
     mean = xp.reshape(running_mean, stat_shape)
     inv_std = 1.0 / xp.sqrt(xp.reshape(running_var, stat_shape) + eps)
     bn_param["running_mean"], bn_param["running_var"] = running_mean, running_var
-    return (x - mean) * inv_std, mean, inv_std, False
+    return (x - mean) * inv_std, mean, inv_std, mode == "train"
 
 
 def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, Any]:
