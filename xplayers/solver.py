@@ -245,14 +245,12 @@ class Solver:
             else "no checkpoint was written"
         )
         at = "" if what.endswith(" by") else " at"
-        raise TrainingDiverged(
+        message = (
             f"{what}{at} iteration {iteration} of {self.num_iterations} "
             f"(epoch {epoch} of {self.num_epochs}); the model now holds {restored}; {where}. "
-            f"Try a smaller learning rate or weight scale.",
-            iteration,
-            epoch,
-            value,
+            f"Try a smaller learning rate or weight scale."
         )
+        raise TrainingDiverged(message, iteration, epoch, value)
 
     def _copies(self) -> tuple[dict[str, Any], list[dict] | None]:
         """Device copies of the params and the norm layers' statistics."""
