@@ -46,6 +46,9 @@ needs_torch = pytest.mark.skipif(
 class Loopback(Communicator):
     """``size`` ranks that all hold this rank's values (collectives counted)."""
 
+    engine = "loopback"
+    _trivial = False
+
     def __init__(self, size: int, rank: int = 0, gathered: list | None = None) -> None:
         super().__init__(rank, size, rank)
         self.gathered = gathered

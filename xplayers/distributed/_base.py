@@ -23,15 +23,22 @@ __all__ = ["Communicator", "DistributedError", "flush_output"]
 class DistributedError(RuntimeError):
     """Ranks disagree on something they must share (a parameter's shape or dtype)."""
 
+    __module__ = "xplayers.distributed"
+
 
 class Communicator:
     """A group of ``size`` processes; this one is ``rank`` (``local_rank`` on its machine).
 
     Trees are an array or nested dicts/lists/tuples of arrays, built in the
     same order on every rank. Every collective must be called by all ranks.
+    This base class is the "single" engine (one process, no messages).
     """
 
     engine = "single"
+    #: Collectives return their input untouched (only the single engine):
+    #: real engines pack and send even at one rank, so a 1-rank launch runs
+    #: the same code as a larger one.
+    _trivial = True
 
     def __init__(self, rank: int = 0, size: int = 1, local_rank: int = 0) -> None:
         self.rank, self.size, self.local_rank = int(rank), int(size), int(local_rank)
@@ -46,7 +53,7 @@ class Communicator:
     def allreduce_sum(self, tree: Any) -> Any:
         """``tree`` summed elementwise over ranks: one fused flat buffer per dtype."""
         packed = Packed(tree)
-        if self.size == 1 or not packed.items:
+        if self._trivial or not packed.items:
             return tree
         return packed.unpack(
             {d: self._staged(self._allreduce_sum_flat, b) for d, b in packed.buffers().items()}
@@ -61,7 +68,7 @@ class Communicator:
         bad = [p for p, x in packed.items if backends.numpy_dtype(x.dtype).kind != "f"]
         if bad:
             raise TypeError(f"allreduce_mean averages floating arrays; {bad} are not floating")
-        if self.size == 1 or not packed.items:
+        if self._trivial or not packed.items:
             return tree
         scale = 1.0 / self.size
         return packed.unpack(
@@ -75,7 +82,7 @@ class Communicator:
         """Rank ``root``'s values of ``tree`` on every rank (same shapes everywhere)."""
         self._check_root(root)
         packed = Packed(tree)
-        if self.size == 1 or not packed.items:
+        if self._trivial or not packed.items:
             return tree
         return packed.unpack(
             {

@@ -29,6 +29,7 @@ class MPICommunicator(Communicator):
     """``MPI.COMM_WORLD``; ``local_rank`` is the rank among the processes of this machine."""
 
     engine = "mpi"
+    _trivial = False
 
     def __init__(self) -> None:
         MPI = _import_mpi()

@@ -24,6 +24,7 @@ class TorchCommunicator(Communicator):
     """The default process group (initialised here from torchrun's environment if needed)."""
 
     engine = "torch"
+    _trivial = False
 
     def __init__(self) -> None:
         import torch
