@@ -9,12 +9,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "examples" / "notebooks"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+# Hooks run after the plugins by default; mkdocs-jupyter turns the notebooks it
+# finds in its own on_files into pages, so they must be in the list before that.
+@event_priority(50)
 def on_files(files: Files, config) -> Files:
-    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
-        files.append(File.generated(config, f"notebooks/{path.name}", abs_src_path=str(path)))
+    # A plain File rooted at examples/ (not File.generated): mkdocs-jupyter's
+    # wrapper recomputes the source path from src_dir, which a generated file lacks.
+    for path in sorted((EXAMPLES / "notebooks").glob("*.ipynb")):
+        files.append(
+            File(
+                f"notebooks/{path.name}",
+                src_dir=str(EXAMPLES),
+                dest_dir=config.site_dir,
+                use_directory_urls=config.use_directory_urls,
+            )
+        )
     return files
