@@ -295,7 +295,7 @@ def test_argument_errors(small) -> None:
         Solver(model, {"X_train": small["X_train"], "y_train": small["y_train"]})
     with pytest.raises(TypeError, match="y_val must hold integer class labels"):
         Solver(model, {**small, "y_val": small["y_val"].astype(np.float32)})
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
         Solver(model, small, batch_size=0)
 
 

@@ -82,15 +82,6 @@ def check_param_dict(name: str, params: Any) -> dict:
     return params
 
 
-def check_count(name: str, value: Any, allow_zero: bool = False) -> int:
-    """A Python or NumPy integer >= 1 (>= 0 with ``allow_zero``), as an int."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < (0 if allow_zero else 1):
-        want = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{name} must be {want} integer, got {value!r}")
-    return int(value)
-
-
 def check_mode(param_name: str, params: dict) -> str:
     mode = check_param_dict(param_name, params).get("mode", "train")
     if mode not in MODES:

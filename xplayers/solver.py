@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _resume, backends
 from ._batches import Split
-from ._checks import check_count
+from ._checks import check_int
 from ._parallel_step import parallel_for
 from .optim import get_update_rule
 
@@ -137,15 +137,15 @@ class Solver:
         self.update_rule: Callable = get_update_rule(settings["update_rule"])
         self.optim_config = dict(settings["optim_config"] or {})
         self.lr_decay = float(settings["lr_decay"])
-        self.batch_size = check_count("batch_size", settings["batch_size"])
-        self.num_epochs = check_count("num_epochs", settings["num_epochs"], allow_zero=True)
+        self.batch_size = check_int("batch_size", settings["batch_size"], 1)
+        self.num_epochs = check_int("num_epochs", settings["num_epochs"], 0)
         self.num_train_samples = settings["num_train_samples"]
         self.num_val_samples = settings["num_val_samples"]
         self.checkpoint_name = settings["checkpoint_name"]
         self.keep_checkpoints = bool(settings["keep_checkpoints"])
         self.checkpoint_info = settings["checkpoint_info"]
         self.last_checkpoint: Path | None = None
-        self.print_every = check_count("print_every", settings["print_every"])
+        self.print_every = check_int("print_every", settings["print_every"], 1)
         self.verbose = bool(settings["verbose"])
         self.progress = settings["progress"]
         self.seed = settings["seed"]
@@ -293,7 +293,7 @@ class Solver:
         if num_samples is not None and split.n > num_samples:
             split = split.subset(self._eval_rng.integers(split.n, size=num_samples))
         backend, dtype = self._backend(), self._dtype()
-        batch_size = check_count("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size, 1)
         correct = None
         lo, hi = self._parallel.bounds(split.n)
         for start in range(lo, hi, batch_size):
