@@ -8,6 +8,7 @@ which is how ``abort`` reaches every rank.
 
 from __future__ import annotations
 
+import atexit
 import os
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,9 @@ class TorchCommunicator(Communicator):
             dist.init_process_group(
                 backend="cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=COLLECTIVE_TIMEOUT
             )
+            # A group still alive when the interpreter exits can abort the process
+            # from a gloo thread's destructor ("terminate called"): close it first.
+            atexit.register(_destroy, dist)
         super().__init__(dist.get_rank(), dist.get_world_size(), local_rank)
 
     def _native(self, flat: Any) -> bool:
@@ -65,3 +69,8 @@ class TorchCommunicator(Communicator):
 
     def barrier(self) -> None:
         self._dist.barrier()
+
+
+def _destroy(dist: Any) -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
