@@ -7,9 +7,8 @@ gradient-checked. In test mode the layer is the identity.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
-
-import numpy as np
 
 from .. import backends
 from .._checks import check_floating, check_mode, check_shape, namespace
@@ -21,7 +20,7 @@ def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
     mode = check_mode("dropout_param", dropout_param)
     check_floating("x", x, xp)
     p = dropout_param.get("p", 0.5)
-    if isinstance(p, (bool, str)) or not isinstance(p, (int, float, np.number)) or not 0 < p <= 1:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p <= 1:
         raise ValueError(f"dropout_param['p'] is the keep probability, in (0, 1]; got {p!r}")
     if mode == "train":
         u = backends.uniform_like(x, seed=dropout_param.get("seed"))
