@@ -2,7 +2,8 @@
 
 - ``_registry``: which libraries exist, which are usable here, the default;
 - ``_namespace``: which namespace an array belongs to, dtypes by name;
-- ``_transfer``: explicit moves between the host and the backends;
+- ``_transfer``: explicit moves between the host, the backends and devices;
+- ``_devices``: where an array lives, device names, running on a device;
 - ``_ops``: what the standard lacks (random numbers, products into buffers,
   strided views, chunked work), forwarded to the array's adapter;
 - ``_policy`` / ``_workspace`` / ``_threads``: how work is chunked, buffered
@@ -15,8 +16,10 @@ initialises CUDA: each adapter probes its library only when asked.
 from __future__ import annotations
 
 from ._base import Backend
+from ._devices import device_label, device_of, devices, on_device_of, parse_case, resolve_device
 from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
+    fused_update,
     map_chunks,
     matmul_into,
     slices_are_views,
@@ -60,13 +63,20 @@ __all__ = [
     "default_backend",
     "describe",
     "describe_array",
+    "device_label",
+    "device_of",
+    "devices",
+    "fused_update",
     "get_backend",
     "get_namespace",
     "is_array",
     "map_chunks",
     "matmul_into",
     "numpy_dtype",
+    "on_device_of",
+    "parse_case",
     "release_workspace",
+    "resolve_device",
     "resolve_dtype",
     "slices_are_views",
     "strided_view",

@@ -9,6 +9,7 @@ buffer, strided views, chunks run on several cores).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable
 from types import ModuleType
@@ -25,12 +26,15 @@ class Backend:
     name: str = ""
     #: Basic slices share the array's memory (in-place updates reach the parent).
     slices_are_views: bool = True
+    #: The library has one device only, so arrays never need a device check.
+    single_device: bool = False
 
     def __init__(self) -> None:
         self._reason: str | None = None
         self._checked = False
         self._global_rng: Any = None
         self._namespace: ModuleType | None = None
+        self._dtypes: dict[tuple[str, str], bool] = {}
 
     # ------------------------------------------------------------ availability
     def _probe(self) -> str | None:
@@ -65,10 +69,54 @@ class Backend:
         raise NotImplementedError
 
     def default_device(self) -> Any:
-        return None
+        return "cpu"
 
     def device_name(self, device: Any = None) -> str:
+        """A device as a user reads it (with the hardware's name where there is one)."""
+        return self.device_label(device)
+
+    def device_label(self, device: Any) -> str:
+        """A device as a user types it: 'cpu', 'cuda:1', 'device1'."""
         return "cpu"
+
+    def devices(self) -> list[str]:
+        """The devices usable here, as ``device_label`` writes them."""
+        return [self.device_label(self.default_device())]
+
+    def resolve_device(self, device: Any = None) -> Any:
+        """A device string or object (None: the default device) -> the library's
+        device object; BackendError naming the devices there are if it is not one."""
+        if device is None:
+            return self.default_device()
+        label = str(device).strip().lower()
+        if label not in self.devices():
+            self._no_such_device(device)
+        return self.default_device()
+
+    def _no_such_device(self, device: Any) -> None:
+        from ._registry import BackendError
+
+        raise BackendError(
+            f"backend {self.name!r} has no device {device!r}; devices here: {self.devices()}"
+        )
+
+    def device_context(self, device: Any) -> contextlib.AbstractContextManager:
+        """A context under which the library allocates on ``device`` by default
+        (CuPy: its current device); nothing to do for the others."""
+        return contextlib.nullcontext()
+
+    def has_dtype(self, dtype: Any, device: Any) -> bool:
+        """True when ``device`` holds arrays of ``dtype`` (strict's 'no_float64' does not)."""
+        key = (np.dtype(dtype).name, self.device_label(device))
+        found = self._dtypes.get(key)
+        if found is None:
+            try:
+                info = self.namespace().__array_namespace_info__()
+                found = key[0] in info.dtypes(device=device)
+            except Exception:  # a library that cannot answer: let it decide itself
+                found = True
+            self._dtypes[key] = found
+        return found
 
     def on_cpu(self, x: Any) -> bool:
         """True when array ``x`` lives in host memory."""
@@ -121,6 +169,11 @@ class Backend:
         (windows may overlap: read it, never write it), or None where the
         library has none. The standard has no such view; callers then copy
         slice by slice."""
+        return None
+
+    def fused_update(self, rule: str, w: Any, dw: Any, state: tuple, scalars: dict) -> Any:
+        """next_w of optimizer ``rule`` in one fused kernel, updating ``state`` in
+        place, or None where the library has none (the generic chain then runs)."""
         return None
 
     def chunk_workers(self) -> int:

@@ -11,10 +11,14 @@ from ._registry import _BY_TYPE, BACKEND_NAMES, BackendError, _adapter_of
 
 
 def describe_array(x: Any) -> str:
-    """'numpy float32 array of shape (2, 3)', for error messages."""
+    """'numpy float32 array of shape (2, 3)', for error messages; libraries with
+    several devices add where it lives ('torch ... on cuda:1')."""
     b = _adapter_of(x)
     where = b.name if b is not None else type(x).__name__
-    return f"{where} {numpy_dtype(x.dtype).name} array of shape {tuple(x.shape)}"
+    text = f"{where} {numpy_dtype(x.dtype).name} array of shape {tuple(x.shape)}"
+    if b is not None and not b.single_device:
+        text += f" on {b.device_label(x.device)}"
+    return text
 
 
 def numpy_dtype(dtype: Any) -> np.dtype:
@@ -35,26 +39,46 @@ def get_namespace(*arrays: Any, **named: Any) -> ModuleType:
     came from which backend: ``get_namespace(x=x, w=w)``. Layers call this on
     every forward and backward, so the common case is a few dict lookups.
     """
-    found = None
+    found = device = None
     for a in (*arrays, *named.values()):
         if type(a) in _SCALARS:
             continue
         b = _BY_TYPE.get(type(a)) or _adapter_of(a)
         if b is None or (found is not None and b is not found):
             _raise_mixed(arrays, named)
-        found = b
+        if found is None:
+            found = b
+            device = None if b.single_device else a.device
+        elif device is not None and a.device != device:
+            _raise_mixed_devices(arrays, named)
     if found is None:
         raise BackendError("no arrays given: cannot tell which backend to use")
     return found.namespace()
 
 
+def _labelled(arrays: tuple, named: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(argument label, array) for every array argument, scalars left out."""
+    items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named.items())
+    return [(label, a) for label, a in items if type(a) not in _SCALARS]
+
+
+def _raise_mixed_devices(arrays: tuple, named: dict[str, Any]) -> None:
+    """Arrays of one backend on several devices: name the first array on each."""
+    found: dict[str, tuple[str, Any]] = {}
+    for label, a in _labelled(arrays, named):
+        found.setdefault(_adapter_of(a).device_label(a.device), (label, a))
+    parts = ", ".join(f"{label} is a {describe_array(a)}" for label, a in found.values())
+    raise BackendError(
+        f"arrays on several devices ({', '.join(found)}) mixed in one call ({parts}); "
+        f"nothing is copied behind your back: move them to one device with "
+        f"xplayers.to_backend(tree, backend, device=...)"
+    )
+
+
 def _raise_mixed(arrays: tuple, named: dict[str, Any]) -> None:
     """The slow path of get_namespace: say which argument is what."""
-    items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named.items())
     found: dict[str, tuple[str, Any]] = {}
-    for label, a in items:
-        if type(a) in _SCALARS:
-            continue
+    for label, a in _labelled(arrays, named):
         b = _adapter_of(a)
         if b is None:
             raise BackendError(

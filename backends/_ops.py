@@ -21,6 +21,14 @@ def uniform_like(x: Any, seed: int | None = None) -> Any:
     return b.uniform(tuple(x.shape), x.dtype, x.device, seed)
 
 
+def fused_update(rule: str, w: Any, dw: Any, state: tuple, **scalars: float) -> Any:
+    """next_w of optimizer ``rule`` ('sgd_momentum', 'rmsprop', 'adam') as one
+    fused kernel where w's library has one (CuPy), updating ``state`` in place;
+    None elsewhere, and the caller runs its generic element-wise chain."""
+    b = _adapter_of(w)
+    return None if b is None else b.fused_update(rule, w, dw, state, scalars)
+
+
 def work_policy(x: Any) -> WorkPolicy:
     """How work on arrays like ``x`` is chunked, threaded and buffered (see ``WorkPolicy``):
     cache-sized chunks on every core with kept work arrays in host memory, one

@@ -15,6 +15,7 @@ from ._base import Backend
 
 class NumpyBackend(Backend):
     name = "numpy"
+    single_device = True
 
     def _probe(self) -> str | None:
         return None
@@ -26,9 +27,6 @@ class NumpyBackend(Backend):
 
     def owns(self, x: Any) -> bool:
         return is_numpy_array(x)
-
-    def default_device(self) -> Any:
-        return "cpu"
 
     def from_numpy(self, a: np.ndarray, device: Any = None) -> np.ndarray:
         return np.array(a, copy=True)

@@ -1,4 +1,9 @@
-"""array_api_strict: the standard's reference namespace, used to prove purity."""
+"""array_api_strict: the standard's reference namespace, used to prove purity.
+
+Its devices ("CPU_DEVICE", "device1", "device2", "no_float64", ...) all live
+in host memory but refuse to be combined, so code that allocates on the
+default device instead of its input's fails here as it would on a second GPU.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +39,24 @@ class StrictBackend(Backend):
     def default_device(self) -> Any:
         return self.namespace().Device("CPU_DEVICE")
 
+    def device_label(self, device: Any) -> str:
+        # Device('device1') keeps its name in a private slot; its repr is stable.
+        text = repr(device)
+        return text.split("'")[1] if "'" in text else str(device)
+
+    def devices(self) -> list[str]:
+        return [self.device_label(d) for d in self.namespace().__array_namespace_info__().devices()]
+
+    def resolve_device(self, device: Any = None) -> Any:
+        if device is None:
+            return self.default_device()
+        label = device if isinstance(device, str) else self.device_label(device)
+        if label not in self.devices():
+            self._no_such_device(device)
+        return self.namespace().Device(label)
+
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
-        return self.namespace().asarray(np.array(a, copy=True))
+        return self.namespace().asarray(np.array(a, copy=True), device=self.resolve_device(device))
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.from_dlpack(x)

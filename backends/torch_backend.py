@@ -16,6 +16,10 @@ from ._base import Backend
 class TorchBackend(Backend):
     name = "torch"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._generators: dict[str, Any] = {}
+
     def _probe(self) -> str | None:
         if importlib.util.find_spec("torch") is None:
             return "torch is not installed (pip install 'xplayers[torch]')"
@@ -37,16 +41,46 @@ class TorchBackend(Backend):
 
         wanted = os.environ.get("XPLAYERS_TORCH_DEVICE")
         if wanted:
-            return torch.device(wanted)
+            return self.resolve_device(wanted)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def device_label(self, device: Any) -> str:
+        import torch
+
+        device = torch.device(device)
+        if device.type == "cuda":
+            index = torch.cuda.current_device() if device.index is None else device.index
+            return f"cuda:{index}"
+        return str(device)
 
     def device_name(self, device: Any = None) -> str:
         import torch
 
-        device = torch.device(device) if device is not None else self.default_device()
+        device = self.resolve_device(device)
         if device.type == "cuda":
-            return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+            return f"{self.device_label(device)} ({torch.cuda.get_device_name(device)})"
         return str(device)
+
+    def devices(self) -> list[str]:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return ["cpu", *(f"cuda:{i}" for i in range(count))]
+
+    def resolve_device(self, device: Any = None) -> Any:
+        import torch
+
+        if device is None:
+            return self.default_device()
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, TypeError):
+            self._no_such_device(device)
+        if resolved.type == "cuda" and resolved.index is None and torch.cuda.is_available():
+            resolved = torch.device("cuda", torch.cuda.current_device())
+        if str(resolved) not in self.devices():
+            self._no_such_device(device)
+        return resolved
 
     def on_cpu(self, x: Any) -> bool:
         return x.device.type == "cpu"
@@ -60,8 +94,15 @@ class TorchBackend(Backend):
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:
         import torch
 
-        device = device if device is not None else self.default_device()
-        return torch.from_numpy(np.array(a, copy=True)).to(device)
+        device = self.resolve_device(device)
+        if device.type == "cpu":
+            return torch.from_numpy(np.array(a, copy=True))
+        # One copy into page-locked memory, then an asynchronous upload: the host
+        # goes on preparing the next batch while this one crosses the bus (the
+        # caching host allocator keeps the buffer until the copy has run).
+        pinned = torch.empty(a.shape, dtype=_torch_dtype(a.dtype), pin_memory=True)
+        pinned.numpy()[...] = a
+        return pinned.to(device, non_blocking=True)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy()
@@ -72,11 +113,15 @@ class TorchBackend(Backend):
         if torch.device(device).type == "cpu":
             return super().uniform(shape, dtype, device, seed)
         # On a GPU the mask is drawn where it is used: no host transfer per step.
-        gen = torch.Generator(device=device)
+        # Per device, one generator reseeded for seeded draws (a Philox seed and
+        # offset: nothing to initialise per call) and one that runs on freely.
+        key = f"{self.device_label(device)}/{'seeded' if seed is not None else 'free'}"
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = self._generators[key] = torch.Generator(device=device)
+            gen.seed()
         if seed is not None:
             gen.manual_seed(seed)
-        else:
-            gen.seed()
         return torch.rand(shape, generator=gen, device=device, dtype=dtype)
 
     def matmul_into(self, a: Any, b: Any, out: Any) -> Any:
@@ -88,3 +133,9 @@ class TorchBackend(Backend):
         import torch
 
         return torch.as_strided(x, shape, strides, x.storage_offset())
+
+
+def _torch_dtype(dtype: np.dtype) -> Any:
+    import torch
+
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype

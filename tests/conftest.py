@@ -1,7 +1,10 @@
 """Shared fixtures: tests take a ``backend`` and run once per array library.
 
-``pytest --backend numpy,torch`` restricts the run; unavailable backends skip
-with their reason, and the summary lists which backends ran and which did not.
+``pytest --backend numpy,torch`` restricts the run; a case may name a device,
+``array_api_strict:device1`` (the default run includes it: its arrays refuse
+to mix with the default device's, so an allocation on the wrong device fails
+here as it would on a second GPU). Unavailable backends skip with their
+reason, and the summary lists which cases ran and which did not.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import pytest
 
 import xplayers.backends as backends
 
+#: The device case every run includes beside the plain backends.
+DEVICE_CASES = ("array_api_strict:device1",)
+
 _ran: set[str] = set()
 _skipped: dict[str, str] = {}
 
@@ -24,7 +30,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--backend",
         action="store",
         default=None,
-        help=f"comma-separated backends to test (default: all of {list(backends.BACKEND_NAMES)})",
+        help=(
+            "comma-separated backends to test, each optionally with a device "
+            f"(default: all of {[*backends.BACKEND_NAMES, *DEVICE_CASES]})"
+        ),
     )
 
 
@@ -35,31 +44,48 @@ def pytest_configure(config: pytest.Config) -> None:
 def selected_backends(config: pytest.Config) -> list[str]:
     opt = config.getoption("--backend")
     if not opt:
-        return list(backends.BACKEND_NAMES)
-    names = [n.strip() for n in opt.split(",") if n.strip()]
-    unknown = [n for n in names if n not in backends.BACKEND_NAMES]
+        return [*backends.BACKEND_NAMES, *DEVICE_CASES]
+    cases = [n.strip() for n in opt.split(",") if n.strip()]
+    unknown = [c for c in cases if backends.parse_case(c)[0] not in backends.BACKEND_NAMES]
     if unknown:
         raise pytest.UsageError(
-            f"--backend: unknown backend(s) {unknown}; known: {list(backends.BACKEND_NAMES)}"
+            f"--backend: unknown backend(s) {unknown}; known: {list(backends.BACKEND_NAMES)} "
+            f"(a case may name a device: 'array_api_strict:device1', 'cupy:cuda:1')"
         )
-    return names
+    for case in cases:
+        name, device = backends.parse_case(case)
+        if device is not None and backends.unavailable_reason(name) is None:
+            try:
+                backends.resolve_device(name, device)
+            except backends.BackendError as exc:
+                raise pytest.UsageError(f"--backend {case}: {exc}") from None
+    return cases
 
 
 @dataclasses.dataclass(frozen=True)
 class BackendCase:
-    """One backend under test, with helpers to move numpy data in and out."""
+    """One backend (and device) under test, with helpers to move numpy data in and out.
+
+    ``device`` is None for the backend's default device; ``place`` holds the
+    keywords that put a model or array there (``backend=``, ``device=``).
+    """
 
     name: str
     xp: ModuleType
+    device: Any = None
+
+    @property
+    def place(self) -> dict[str, Any]:
+        return {"backend": self.name, "device": self.device}
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
-        return backends.asarray(np.asarray(a), self.name, dtype)
+        return backends.asarray(np.asarray(a), self.name, dtype, self.device)
 
     def numpy(self, x: Any) -> np.ndarray:
         return backends.to_numpy(x)
 
     def __repr__(self) -> str:
-        return self.name
+        return self.name if self.device is None else f"{self.name}:{self.device}"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -70,13 +96,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("other_backend", others, indirect=True)
 
 
-def _case(name: str) -> BackendCase:
+def _case(spec: str) -> BackendCase:
+    name, device = backends.parse_case(spec)
     reason = backends.unavailable_reason(name)
     if reason is not None:
-        _skipped[name] = reason
-        pytest.skip(f"backend {name} unavailable: {reason}")
-    _ran.add(name)
-    return BackendCase(name, backends.get_backend(name).namespace())
+        _skipped[spec] = reason
+        pytest.skip(f"backend {spec} unavailable: {reason}")
+    _ran.add(spec)
+    return BackendCase(name, backends.get_backend(name).namespace(), device)
 
 
 @pytest.fixture

@@ -60,15 +60,16 @@ def _attack_file(tmp_path):
 
 
 def test_model_round_trip_is_exact_with_a_transposed_param(backend, tmp_path) -> None:
-    model = _net(backend.name, hidden_dims=[8])
+    model = _net(backend.name, hidden_dims=[8], device=backend.device)
     w = backend.asarray(np.arange(64 * 8, dtype=np.float32).reshape(8, 64) / 100)
     model.params["W1"] = w.T  # a non-contiguous (transposed) view
     path = checkpoint.save(tmp_path / "m.safetensors", model)
     state = checkpoint.load(path)
     assert state["solver"] is None and state["model"]["class"].endswith("FullyConnectedNet")
     np.testing.assert_array_equal(state["model"]["params"]["W1"], backend.numpy(w).T)
-    rebuilt = xplayers.load_model(path, backend=backend.name)
+    rebuilt = xplayers.load_model(path, **backend.place)
     assert backends.backend_of(rebuilt.params["W1"]) == backend.name
+    assert xplayers.device_of(rebuilt.params["W1"]) == xplayers.device_of(w)
     for k, v in model.params.items():
         np.testing.assert_array_equal(backend.numpy(rebuilt.params[k]), backend.numpy(v), k)
     X = backend.asarray(np.random.default_rng(0).standard_normal((5, 64)), "float32")
@@ -107,7 +108,9 @@ def test_load_model_rebuilds_each_model_class(tmp_path) -> None:
         rebuilt = xplayers.load_model(path, backend="numpy")
         assert type(rebuilt) is type(model)
         saved = checkpoint.load(path)["model"]["init_args"]
-        assert saved == {k: v for k, v in model.init_args.items() if k != "backend"} | {
+        assert saved == {
+            k: v for k, v in model.init_args.items() if k not in ("backend", "device")
+        } | {
             "dtype": model.dtype.name,
             **({"input_dim": list(model.init_args["input_dim"])} if i == 1 else {}),
         }

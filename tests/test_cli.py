@@ -22,12 +22,22 @@ def test_backends_lists_every_backend_with_device_or_reason() -> None:
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
     assert set(lines) == set(backends.BACKEND_NAMES)
     assert "  available" in lines["numpy"] and "device: cpu" in lines["numpy"]
+    assert lines["numpy"].endswith("devices: cpu")
     for name, available, info in backends.describe():
         if available:
             assert "device:" in lines[name]
+            assert lines[name].endswith("devices: " + ", ".join(backends.devices(name)))
         else:  # e.g. cupy on a machine without CUDA: say why
             assert "not available" in lines[name] and "reason:" in lines[name]
             assert info and info in lines[name]
+
+
+def test_backends_lists_the_strict_devices() -> None:
+    if backends.unavailable_reason("array_api_strict") is not None:
+        pytest.skip("array_api_strict is not installed")
+    line = next(ln for ln in run_cli("backends").stdout.splitlines() if ln.startswith("array_api"))
+    listed = line.split("devices: ")[1].split(", ")
+    assert {"CPU_DEVICE", "device1", "no_float64"} <= set(listed)
 
 
 def test_train_short_run_prints_backend_and_accuracies() -> None:

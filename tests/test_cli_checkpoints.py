@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+import xplayers.backends as backends
 from xplayers.cli import main
 from xplayers.data import get_digits_data
 
@@ -28,14 +29,15 @@ def test_quiet_prints_only_the_results(trained, capsys) -> None:
 
 def test_evaluate_reports_the_accuracy_predict_agrees(backend, trained, tmp_path, capsys) -> None:
     capsys.readouterr()
-    assert main(["evaluate", str(trained), "--backend", backend.name]) == 0
+    place = ["--backend", backend.name, *(["--device", backend.device] if backend.device else [])]
+    assert main(["evaluate", str(trained), *place]) == 0
     out = capsys.readouterr().out
     assert out.startswith("test accuracy: ") and "(300 rows of digits)" in out
     accuracy = float(out.split()[2])
     data = get_digits_data()
     np.save(tmp_path / "x.npy", data["X_test"])
     labels, scores = tmp_path / "labels.npy", tmp_path / "scores.npy"
-    args = ["predict", str(trained), str(tmp_path / "x.npy"), "--backend", backend.name]
+    args = ["predict", str(trained), str(tmp_path / "x.npy"), *place]
     assert main([*args, "--output", str(labels)]) == 0
     assert main([*args, "--output", str(scores), "--scores"]) == 0
     predicted = np.load(labels)
@@ -74,6 +76,28 @@ def test_bad_checkpoints_and_inputs_are_usage_errors(trained, tmp_path, capsys) 
     _usage_error(capsys, ["predict", str(trained), str(wrong)], "INPUT.npy")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))
     _usage_error(capsys, ["predict", str(trained), str(tmp_path / "obj.npy")], "INPUT.npy")
+
+
+def test_train_on_a_named_device_and_evaluate_there(trained, tmp_path, capsys) -> None:
+    if backends.unavailable_reason("array_api_strict") is not None:
+        pytest.skip("array_api_strict is not installed")
+    capsys.readouterr()
+    place = ["--backend", "array_api_strict", "--device", "device1"]
+    run = ["train", *place, "--epochs", "1", "--normalization", "batchnorm", "--dropout", "0.8"]
+    assert main([*run, "--checkpoint", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("backend: array_api_strict (device: device1)")
+    assert main(["evaluate", str(tmp_path / "d_epoch_1.safetensors"), *place]) == 0
+    assert 0.5 < float(capsys.readouterr().out.split()[2]) <= 1.0
+
+
+def test_bad_devices_are_usage_errors(capsys) -> None:
+    _usage_error(
+        capsys, ["train", "--backend", "numpy", "--device", "cuda:3"], "--device", "cuda:3"
+    )
+    if backends.unavailable_reason("array_api_strict") is None:
+        nf64 = ["--backend", "array_api_strict", "--device", "no_float64", "--dtype", "float64"]
+        _usage_error(capsys, ["train", *nf64], "--dtype", "no_float64")
 
 
 def test_training_guards_fail_before_training(trained, tmp_path, capsys) -> None:

@@ -20,7 +20,7 @@ SMALL = {
 
 
 def _small_model(backend, dtype="float64", **kwargs) -> ThreeLayerConvNet:
-    return ThreeLayerConvNet(**{**SMALL, **kwargs}, dtype=dtype, backend=backend.name, seed=0)
+    return ThreeLayerConvNet(**{**SMALL, **kwargs}, dtype=dtype, **backend.place, seed=0)
 
 
 def _batch(backend, n=3, seed=1):
@@ -74,7 +74,7 @@ def test_same_seed_same_initial_params_on_every_backend(backend, numpy_case) -> 
         assert backends.backend_of(value) == backend.name
         assert value.dtype == backend.xp.float32
         np.testing.assert_array_equal(backend.numpy(value), ref.params[name])
-    other = ThreeLayerConvNet(**SMALL, backend=backend.name, seed=1)
+    other = ThreeLayerConvNet(**SMALL, **backend.place, seed=1)
     assert not np.array_equal(backend.numpy(other.params["W1"]), ref.params["W1"])
 
 

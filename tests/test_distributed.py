@@ -152,13 +152,14 @@ def test_shares_cover_the_batch_and_weights_sum_to_one() -> None:
         assert max(h - lo for lo, h in bounds) - min(h - lo for lo, h in bounds) <= 1
 
 
-def test_step_seed_folds_in_the_stream_key() -> None:
+def test_stream_seed_folds_in_the_step_the_layer_and_the_stream_key() -> None:
     net = FullyConnectedNet([5], input_dim=4, num_classes=3, dropout=0.5, seed=9)
-    plain = net.step_seed(4)
-    assert plain == int(np.random.SeedSequence([9, 4]).generate_state(1)[0])
+    net.begin_step(4)
+    plain = net.stream_seed(9, 2)
+    assert plain == int(np.random.SeedSequence([9, 4, 2]).generate_state(1)[0])
+    assert net.stream_seed(9, 1) != plain  # another layer, another stream
     net.stream_key = (1,)
-    assert net.step_seed(4) not in (plain, None)
-    assert net.step_seed(4) == FullyConnectedNet.step_seed(net, 4)
+    assert net.stream_seed(9, 2) == int(np.random.SeedSequence([9, 4, 2, 1]).generate_state(1)[0])
 
 
 def test_parallel_gives_each_rank_a_dropout_stream_and_checks_the_batch() -> None:

@@ -44,21 +44,6 @@ def test_batchnorm_dropout(tmp_path) -> None:
     assert_png(tmp_path / "dropout.png")
 
 
-def test_backend_parity_is_below_1e_8(tmp_path) -> None:
-    others = [n for n in backends.available_backends() if n != "numpy"]
-    if not others:
-        pytest.skip("parity needs a second backend")
-    out = _run_ok(
-        "backend_parity.py",
-        *("--epochs", "1", "--backends", ",".join(["numpy", *others]), "--out", str(tmp_path)),
-        cwd=tmp_path,
-    )
-    for name in others:
-        assert parse_number(rf"{name} vs numpy: max \|loss difference\| (\S+)", out) < 1e-8
-        assert parse_number(rf"{name} vs numpy: max \|weight difference\| (\S+)", out) < 1e-8
-    assert_png(tmp_path / "backend_parity.png")
-
-
 @pytest.mark.parametrize("script", ["train_fc.py", "compare_optimizers.py", "batchnorm_dropout.py"])
 def test_examples_reject_an_unknown_backend(script: str, tmp_path) -> None:
     proc = run_python(EXAMPLES / script, "--backend", "foo", cwd=tmp_path)

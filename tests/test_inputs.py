@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from xplayers import layers
+from xplayers._checks import check_labels, labels_within
+from xplayers.models import FullyConnectedNet
+from xplayers.solver import Solver
 
 
 def _scores(backend, n=4, c=3):
@@ -21,6 +24,34 @@ def test_out_of_range_labels_raise_naming_y(backend, loss, labels, low, high) ->
         ValueError, match=rf"y must hold class labels in \[0, 3\).*3 classes.*{low} to {high}"
     ):
         loss(x, backend.asarray(np.array(labels)))
+
+
+def test_a_known_label_range_is_checked_without_reading_the_labels() -> None:
+    class NoReadBack:
+        """numpy, but the reductions a range check reads back are refused."""
+
+        def __getattr__(self, name):
+            if name in ("any", "min", "max"):
+                raise AssertionError(f"{name} reads the labels back")
+            return getattr(np, name)
+
+    y = np.array([0, 2, 1])
+    with labels_within(0, 2):
+        assert check_labels("y", y, 3, 3, NoReadBack()) is y
+    with labels_within(0, 3), pytest.raises(ValueError, match=r"\[0, 3\).*0 to 3"):
+        check_labels("y", y, 3, 3, NoReadBack())
+
+
+def test_the_solver_refuses_a_training_label_out_of_range(backend) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    y[7] = 3  # one bad label among 40: caught whichever rows the first batch draws
+    data = {"X_train": rng.standard_normal((40, 5)), "y_train": backend.asarray(y),
+            "X_val": rng.standard_normal((8, 5)), "y_val": y[:8] % 3}  # fmt: skip
+    model = FullyConnectedNet([4], input_dim=5, num_classes=3, seed=0, **backend.place)
+    solver = Solver(model, data, batch_size=4, num_epochs=1, verbose=False)
+    with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 3\).*0 to 3"):
+        solver.train()
 
 
 @pytest.mark.parametrize("loss", [layers.softmax_loss, layers.svm_loss])

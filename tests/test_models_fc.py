@@ -57,7 +57,7 @@ def test_fc_net_gradients(backend, case: str) -> None:
         weight_scale=0.5,
         dtype="float64",
         seed=3,
-        backend=backend.name,
+        **backend.place,
         **FC_CASES[case],
     )
     _assert_grads_match(model, X, y)
@@ -68,7 +68,7 @@ def test_two_layer_net_gradients(backend, reg: float) -> None:
     X, y, _, _ = _data(backend)
     model = TwoLayerNet(
         input_dim=D, hidden_dim=9, num_classes=C, weight_scale=0.3, reg=reg,
-        dtype="float64", seed=0, backend=backend.name,
+        dtype="float64", seed=0, **backend.place,
     )  # fmt: skip
     _assert_grads_match(model, X, y)
 
@@ -76,7 +76,7 @@ def test_two_layer_net_gradients(backend, reg: float) -> None:
 def test_no_hidden_layer_is_softmax_regression(backend) -> None:
     X, y, _, _ = _data(backend)
     model = FullyConnectedNet(
-        [], input_dim=D, num_classes=C, reg=0.1, dtype="float64", seed=1, backend=backend.name
+        [], input_dim=D, num_classes=C, reg=0.1, dtype="float64", seed=1, **backend.place
     )
     assert sorted(model.params) == ["W1", "b1"]
     _assert_grads_match(model, X, y)
@@ -107,7 +107,7 @@ def test_two_layer_net_cs231n_reference_values() -> None:
 def test_initial_params_identical_on_every_backend(backend) -> None:
     kwargs = dict(input_dim=D, num_classes=C, normalization="batchnorm", seed=11)
     ref = FullyConnectedNet([7, 8], backend="numpy", **kwargs)
-    model = FullyConnectedNet([7, 8], backend=backend.name, **kwargs)
+    model = FullyConnectedNet([7, 8], **backend.place, **kwargs)
     names = ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]
     assert list(model.params) == names
     for k, v in model.params.items():
@@ -126,7 +126,7 @@ def test_modes_scores_and_running_stats(backend) -> None:
     X, y, _, _ = _data(backend, "float32")
     model = FullyConnectedNet(
         [7], input_dim=D, num_classes=C, normalization="batchnorm", dropout=0.5,
-        seed=2, backend=backend.name,
+        seed=2, **backend.place,
     )  # fmt: skip
     scores = model.loss(X)
     assert tuple(scores.shape) == (N, C)
@@ -143,7 +143,7 @@ def test_modes_scores_and_running_stats(backend) -> None:
 
 def test_computation_follows_param_dtype(backend) -> None:
     X, y, _, _ = _data(backend, "float32")
-    model = FullyConnectedNet([7], input_dim=D, num_classes=C, seed=0, backend=backend.name)
+    model = FullyConnectedNet([7], input_dim=D, num_classes=C, seed=0, **backend.place)
     loss, _ = model.loss(X, y)
     assert backends.numpy_dtype(loss.dtype) == np.float32
     model.params = {
@@ -165,7 +165,7 @@ def test_to_and_state_dict_round_trip(other_backend) -> None:
     state = model.state_dict()
     ref_scores = model.loss(X)
 
-    model.to(other_backend.name)
+    model.to(other_backend.name, other_backend.device)
     assert model.backend == other_backend.name
     for k, v in model.params.items():
         assert backends.backend_of(v) == other_backend.name
@@ -180,7 +180,7 @@ def test_to_and_state_dict_round_trip(other_backend) -> None:
 
     fresh = FullyConnectedNet(
         [7, 8], input_dim=D, num_classes=C, normalization="batchnorm", seed=99,
-        backend=other_backend.name,
+        **other_backend.place,
     )  # fmt: skip
     fresh.load_state_dict(model.state_dict())
     for k in state["params"]:

@@ -92,9 +92,11 @@ def test_lr_decay_and_per_parameter_configs(small) -> None:
     )
 
 
-def _resume_run(backend: str, data, path, **extra):
+def _resume_run(backend, data, path, **extra):
     """bn + seeded dropout + adam + lr decay + subsampled train accuracy: every state."""
-    model = _net(backend, hidden_dims=[32, 16], normalization="batchnorm", dropout=0.8, seed=7)
+    model = _net(
+        **backend.place, hidden_dims=[32, 16], normalization="batchnorm", dropout=0.8, seed=7
+    )
     settings = dict(
         update_rule="adam", optim_config={"learning_rate": 5e-3}, lr_decay=0.9, batch_size=50,
         num_epochs=4, num_train_samples=100, seed=3, verbose=False,
@@ -123,14 +125,14 @@ def _assert_same_run(a: Solver, b: Solver) -> None:
 
 
 def test_resume_from_checkpoint_repeats_the_run_exactly(backend, small, tmp_path) -> None:
-    _, full = _resume_run(backend.name, small, tmp_path / "run")
+    _, full = _resume_run(backend, small, tmp_path / "run")
     full.train()
     kept = sorted(p.name for p in tmp_path.iterdir())
     # One file per check, as CS231n named them; no temp files left.
     assert kept == [f"run_epoch_{e}.safetensors" for e in range(5)]
     assert full.last_checkpoint == tmp_path / "run_epoch_4.safetensors"
 
-    model, _ = _resume_run(backend.name, small, None)
+    model, _ = _resume_run(backend, small, None)
     model.params = {k: v * 2 for k, v in model.params.items()}  # the checkpoint must win
     resumed = Solver.resume(tmp_path / "run_epoch_2.safetensors", model, small, verbose=False)
     assert resumed.epoch == 2 and resumed.iteration == 12
@@ -139,14 +141,14 @@ def test_resume_from_checkpoint_repeats_the_run_exactly(backend, small, tmp_path
     _assert_same_run(full, resumed)
 
 
-def test_load_checkpoint_extends_a_shorter_run(small, tmp_path) -> None:
+def test_load_checkpoint_extends_a_shorter_run(numpy_case, small, tmp_path) -> None:
     name = tmp_path / "ckpt" / "short"  # the folder is created
-    _, short = _resume_run("numpy", small, name, num_epochs=2, keep_checkpoints=False)
+    _, short = _resume_run(numpy_case, small, name, num_epochs=2, keep_checkpoints=False)
     short.train()
     assert sorted(p.name for p in name.parent.iterdir()) == ["short_epoch_2.safetensors"]
-    _, full = _resume_run("numpy", small, None)
+    _, full = _resume_run(numpy_case, small, None)
     full.train()
-    _, longer = _resume_run("numpy", small, None)
+    _, longer = _resume_run(numpy_case, small, None)
     longer.load_checkpoint(short.last_checkpoint)
     longer.train()
     _assert_same_run(full, longer)
@@ -212,8 +214,8 @@ def test_non_finite_params_are_caught_before_the_checkpoint(small, tmp_path) -> 
 
 def test_parity_numpy_vs_other_backends_float64(other_backend, small) -> None:
     runs = []
-    for name in ("numpy", other_backend.name):
-        model = _net(name, hidden_dims=[32, 16], normalization="layernorm", dtype="float64")
+    for place in ({"backend": "numpy"}, other_backend.place):
+        model = _net(**place, hidden_dims=[32, 16], normalization="layernorm", dtype="float64")
         solver = Solver(
             model, small, update_rule="adam", optim_config={"learning_rate": 5e-3},
             num_epochs=3, batch_size=50, seed=4, verbose=False,
@@ -234,7 +236,7 @@ def test_device_data_gives_the_same_run_as_host_data(other_backend, small) -> No
     runs = []
     for data in (small, on_device):
         solver = Solver(
-            _net(other_backend.name, dtype="float64"), data, update_rule="adam",
+            _net(**other_backend.place, dtype="float64"), data, update_rule="adam",
             num_epochs=2, batch_size=50, num_train_samples=64, seed=2, verbose=False,
         )  # fmt: skip
         solver.train()
@@ -244,7 +246,7 @@ def test_device_data_gives_the_same_run_as_host_data(other_backend, small) -> No
 
 
 def test_check_accuracy_matches_a_direct_count(backend, small) -> None:
-    model = _net(backend.name)
+    model = _net(**backend.place)
     solver = Solver(model, small, verbose=False)
     X, y = small["X_val"], small["y_val"]
     scores = backend.numpy(model.loss(backend.asarray(X, "float32")))
@@ -309,7 +311,7 @@ def test_seeded_dropout_draws_a_fresh_reproducible_mask_each_step(small) -> None
 
         def spy(X, y=None):
             if y is not None:
-                seeds.append(model.dropout_param["seed"])
+                seeds.append(model._layer_dropout_param(0)["seed"])
             return loss(X, y)
 
         model.loss = spy

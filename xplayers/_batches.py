@@ -35,6 +35,7 @@ class Split:
             y = backends.asarray(
                 backends.to_numpy(y) if backends.is_array(y) else np.asarray(y),
                 backends.backend_of(X),
+                device=X.device,
             )
         if X.ndim < 2:
             raise ValueError(f"{x_name} must be (N, ...) samples, got a {_describe(X)}")
@@ -52,34 +53,48 @@ class Split:
         self.x_name, self.y_name = x_name, y_name
         self.X, self.y = X, y
         self.n = int(X.shape[0])
+        # Read once here, so that no training step has to read its batch's labels.
+        if self.n == 0:
+            self.label_range = (0, 0)
+        elif self.on_host:
+            self.label_range = (int(y.min()), int(y.max()))
+        else:
+            xp = backends.get_namespace(y=y)
+            self.label_range = (int(xp.min(y)), int(xp.max(y)))
         self._placed: dict[str, tuple[Any, Any]] = {}
 
-    def _device_arrays(self, backend: str) -> tuple[Any, Any]:
-        """X, y on ``backend`` (device data only; moved at most once per backend)."""
-        if backends.backend_of(self.X) == backend:
+    def _device_arrays(self, backend: str, device: Any) -> tuple[Any, Any]:
+        """X, y on ``backend`` and ``device`` (device data only; moved at most once
+        per backend and device)."""
+        if backends.backend_of(self.X) == backend and (device is None or self.X.device == device):
             return self.X, self.y
-        if backend not in self._placed:
-            self._placed[backend] = (
-                backends.asarray(self.X, backend),
-                backends.asarray(self.y, backend),
+        key = (backend, str(device))
+        if key not in self._placed:
+            self._placed[key] = (
+                backends.asarray(self.X, backend, device=device),
+                backends.asarray(self.y, backend, device=device),
             )
-        return self._placed[backend]
+        return self._placed[key]
 
-    def gather(self, idx: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
-        """Rows ``idx`` (host int array) as (X, y) arrays of ``backend``."""
+    def gather(
+        self, idx: np.ndarray, backend: str, dtype: np.dtype, device: Any = None
+    ) -> tuple[Any, Any]:
+        """Rows ``idx`` (host int array) as (X, y) arrays of ``backend`` on ``device``."""
         if self.on_host:
-            return self._deliver(self.X[idx], self.y[idx], backend, dtype)
-        X, y = self._device_arrays(backend)
+            return self._deliver(self.X[idx], self.y[idx], backend, dtype, device)
+        X, y = self._device_arrays(backend, device)
         xp = backends.get_namespace(X=X)
         didx = backends.asarray(idx, backend, device=X.device)
         return xp.take(X, didx, axis=0), xp.take(y, didx, axis=0)
 
-    def rows(self, start: int, stop: int, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
-        """Rows ``start:stop`` as (X, y) arrays of ``backend``."""
+    def rows(
+        self, start: int, stop: int, backend: str, dtype: np.dtype, device: Any = None
+    ) -> tuple[Any, Any]:
+        """Rows ``start:stop`` as (X, y) arrays of ``backend`` on ``device``."""
         stop = min(stop, self.n)  # the standard leaves out-of-range slices unspecified
         if self.on_host:
-            return self._deliver(self.X[start:stop], self.y[start:stop], backend, dtype)
-        X, y = self._device_arrays(backend)
+            return self._deliver(self.X[start:stop], self.y[start:stop], backend, dtype, device)
+        X, y = self._device_arrays(backend, device)
         return X[start:stop, ...], y[start:stop]
 
     def subset(self, idx: np.ndarray) -> Split:
@@ -93,9 +108,13 @@ class Split:
         )
 
     @staticmethod
-    def _deliver(X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype) -> tuple[Any, Any]:
+    def _deliver(
+        X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype, device: Any
+    ) -> tuple[Any, Any]:
         X = X.astype(dtype, copy=False)
-        return backends.asarray(X, backend), backends.asarray(y, backend)
+        return backends.asarray(X, backend, device=device), backends.asarray(
+            y, backend, device=device
+        )
 
 
 def _describe(x: Any) -> str:

@@ -84,12 +84,12 @@ def load_into(solver: Any, path: str | os.PathLike) -> None:
     s = _solver_state(name, state)
     model = solver.model
     check_fits(name, state, model)
-    backend = solver._backend()
+    backend, device = solver._backend(), solver._device()
     m = state["model"]
     if hasattr(model, "load_state_dict"):
         model.load_state_dict({k: m[k] for k in ("params", "norm_params", "reg")})
     else:
-        model.params = backends.to_backend(m["params"], backend)
+        model.params = backends.to_backend(m["params"], backend, device=device)
     if s["num_train"] != solver._train.n:
         warnings.warn(
             f"checkpoint {name!r} was trained on {s['num_train']} rows, X_train has "
@@ -103,7 +103,7 @@ def load_into(solver: Any, path: str | os.PathLike) -> None:
         raise CheckpointError(
             f"checkpoint {name!r} has an invalid generator state: {exc}"
         ) from None
-    solver.optim_configs = backends.to_backend(s["optim_configs"], backend)
+    solver.optim_configs = backends.to_backend(s["optim_configs"], backend, device=device)
     solver.epoch, solver.iteration = s["epoch"], s["iteration"]
     solver._pending = []
     solver.loss_history = [float(v) for v in s["loss_history"]]
@@ -111,8 +111,8 @@ def load_into(solver: Any, path: str | os.PathLike) -> None:
     solver.val_acc_history = [float(v) for v in s["val_acc_history"]]
     solver.acc_iterations = list(s["acc_iterations"])
     solver.best_val_acc = float(s["best_val_acc"])
-    solver.best_params = backends.to_backend(s["best_params"], backend)
-    solver._best_norm_params = backends.to_backend(s["best_norm_params"], backend)
+    solver.best_params = backends.to_backend(s["best_params"], backend, device=device)
+    solver._best_norm_params = backends.to_backend(s["best_norm_params"], backend, device=device)
     solver.last_checkpoint = Path(path)
 
 

@@ -105,4 +105,4 @@ def rel_error(x: Any, y: Any) -> float:
 
 
 def _like(grad: np.ndarray, x: Any, xp: Any) -> Any:
-    return backends.asarray(grad, backends.backend_of(x), x.dtype, device=None)
+    return backends.asarray(grad, backends.backend_of(x), x.dtype, device=backends.device_of(x))

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _resume, backends
 from ._batches import Split
-from ._checks import check_int
+from ._checks import check_int, labels_within
 from ._parallel_step import parallel_for
 from .optim import get_update_rule
 
@@ -188,23 +188,40 @@ class Solver:
         first = next(iter(self.model.params.values()))
         return backends.numpy_dtype(first.dtype)
 
+    def _device(self) -> Any:
+        """The device of the model's params: every batch is moved there."""
+        return backends.device_of(next(iter(self.model.params.values())))
+
     # --------------------------------------------------------------- training
     def _step(self) -> None:
         """One minibatch: loss, gradients, and an update of every parameter."""
         # Sampled with replacement, as CS231n does.
         idx = self._batch_rng.integers(self._train.n, size=self.batch_size)
         idx, weight = self._parallel.share(idx)
-        X_batch, y_batch = self._train.gather(idx, self._backend(), self._dtype())
+        X_batch, y_batch = self._train.gather(idx, self._backend(), self._dtype(), self._device())
         begin_step = getattr(self.model, "begin_step", None)
         if begin_step is not None:
             begin_step(self.iteration)
-        loss, grads = self.model.loss(X_batch, y_batch)
+        with labels_within(*self._train.label_range):
+            loss, grads = self.model.loss(X_batch, y_batch)
         loss, grads = self._parallel.combine(loss, grads, weight)
         self._pending.append(loss)
         for p, w in self.model.params.items():
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+
+    def _advance(self) -> None:
+        with backends.on_device_of(next(iter(self.model.params.values()))):
+            self._step()  # CuPy launches on its current device: the model's
+        self.iteration += 1
+
+    def step(self) -> float:
+        """One training iteration by hand, outside ``train`` (no accuracy check,
+        checkpoint or learning-rate decay): its minibatch loss, read back at once."""
+        self._advance()
+        self._flush()
+        return self.loss_history[-1]
 
     def _flush(self, check: bool = True) -> None:
         """Read the pending losses back (one transfer) and stop on a non-finite one."""
@@ -292,15 +309,17 @@ class Solver:
         split = X if isinstance(X, Split) else Split("X", X, "y", y)
         if num_samples is not None and split.n > num_samples:
             split = split.subset(self._eval_rng.integers(split.n, size=num_samples))
-        backend, dtype = self._backend(), self._dtype()
+        backend, dtype, device = self._backend(), self._dtype(), self._device()
         batch_size = check_int("batch_size", batch_size, 1)
         correct = None
         lo, hi = self._parallel.bounds(split.n)
         for start in range(lo, hi, batch_size):
-            X_batch, y_batch = split.rows(start, min(start + batch_size, hi), backend, dtype)
-            scores = self.model.loss(X_batch)
-            xp = backends.get_namespace(scores=scores, y=y_batch)
-            hits = xp.sum(xp.astype(xp.argmax(scores, axis=1) == y_batch, xp.int64))
+            stop = min(start + batch_size, hi)
+            X_batch, y_batch = split.rows(start, stop, backend, dtype, device)
+            with backends.on_device_of(X_batch):  # CuPy launches on its current device
+                scores = self.model.loss(X_batch)
+                xp = backends.get_namespace(scores=scores, y=y_batch)
+                hits = xp.sum(xp.astype(xp.argmax(scores, axis=1) == y_batch, xp.int64))
             correct = hits if correct is None else correct + hits
         return self._parallel.total(0 if correct is None else int(correct)) / max(split.n, 1)
 
@@ -331,8 +350,7 @@ class Solver:
         bar = self._progress_bar(num_iterations)
         try:
             for t in range(self.iteration, num_iterations):
-                self._step()
-                self.iteration = t + 1
+                self._advance()
                 epoch_end = (t + 1) % self.iterations_per_epoch == 0
                 check = t == 0 or t == num_iterations - 1 or epoch_end
                 report = t % self.print_every == 0

@@ -1,5 +1,5 @@
 """The ``xplayers`` command line: train a model, evaluate or apply a checkpoint, list
-the backends.
+the backends, compare backends.
 
     xplayers train                       # FC net on the bundled digits, default backend
     xplayers train --backend torch --update-rule sgd_momentum --lr 0.05 --plot curves.png
@@ -8,6 +8,7 @@ the backends.
     xplayers train --checkpoint runs/digits      # runs/digits_epoch_K.safetensors
     xplayers evaluate runs/digits_epoch_10.safetensors --split test
     xplayers predict runs/digits_epoch_10.safetensors inputs.npy --output labels.npy
+    xplayers parity --backends numpy,torch,array_api_strict:device1 --plot parity.png
 
 Each subcommand is a module here with ``add_parser(sub)`` and ``run(args,
 parser)``. User mistakes (a bad flag value, an unavailable backend, a missing
@@ -20,14 +21,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import evaluate, list_backends, predict, train
+from . import evaluate, list_backends, parity, predict, train
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of the ``xplayers`` command (train, evaluate, predict, backends)."""
+    """The parser of the ``xplayers`` command (train, evaluate, predict, backends, parity)."""
     parser = argparse.ArgumentParser(
         prog="xplayers",
         description="CS231n-style networks on NumPy, CuPy, PyTorch or array-api-strict.",
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    for command in (list_backends, train, evaluate, predict):
+    for command in (list_backends, train, evaluate, predict, parity):
         command.add_parser(sub)
     return parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 from .. import backends
 
@@ -91,3 +92,44 @@ def backend_name(text: str) -> str:
             f"unknown backend {text!r} (choose from {', '.join(backends.BACKEND_NAMES)})"
         )
     return name
+
+
+def add_placement_arguments(p: argparse.ArgumentParser | Any, what: str) -> None:
+    """--backend and --device; ``what`` says what runs there."""
+    p.add_argument(
+        "--backend",
+        type=backend_name,
+        default=None,
+        help=f"array library to {what} on: numpy, cupy, torch or array_api_strict "
+        "(default: cupy where available, else numpy; env XPLAYERS_BACKEND)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        help="device of that backend: cpu, cuda, cuda:1 (cupy, torch), device1 "
+        "(array_api_strict); default: the backend's default device (see `xplayers backends`)",
+    )
+
+
+def resolve_placement(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, Any]:
+    """The backend and device object of --backend/--device, checked usable, or a usage
+    error with the reason."""
+    if args.backend is None:
+        try:
+            backend = backends.default_backend()
+        except backends.BackendError as exc:  # a bad XPLAYERS_BACKEND value
+            raise UsageError(parser, f"environment variable XPLAYERS_BACKEND: {exc}") from None
+    else:
+        backend = args.backend
+        reason = backends.unavailable_reason(backend)
+        if reason is not None:
+            available = ", ".join(backends.available_backends())
+            raise UsageError(
+                parser,
+                f"argument --backend: backend {backend!r} is not available here: {reason} "
+                f"(available: {available}; see `xplayers backends`)",
+            )
+    try:
+        return backend, backends.resolve_device(backend, args.device)
+    except backends.BackendError as exc:
+        raise UsageError(parser, f"argument --device: {exc}") from None

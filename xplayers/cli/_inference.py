@@ -9,18 +9,13 @@ from typing import Any
 import numpy as np
 
 from .. import backends
-from ._common import UsageError, backend_name, positive_int
+from ._common import UsageError, add_placement_arguments, positive_int, resolve_placement
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """CHECKPOINT, --backend and --batch-size."""
+    """CHECKPOINT, --backend, --device and --batch-size."""
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a .safetensors checkpoint")
-    p.add_argument(
-        "--backend",
-        type=backend_name,
-        default=None,
-        help="array library to run the model on (default: cupy where available, else numpy)",
-    )
+    add_placement_arguments(p, "run the model")
     p.add_argument(
         "--batch-size", type=positive_int, default=1000, help="rows scored at once (default: 1000)"
     )
@@ -30,11 +25,9 @@ def load_checkpoint_model(args: argparse.Namespace, parser: argparse.ArgumentPar
     """The model of ``args.checkpoint`` on the chosen backend, or a usage error."""
     from xplayers.checkpoint import CheckpointError, load_model
 
-    from .train import resolve_backend
-
-    backend = resolve_backend(args, parser)
+    backend, device = resolve_placement(args, parser)
     try:
-        return load_model(args.checkpoint, backend=backend)
+        return load_model(args.checkpoint, backend=backend, device=device)
     except FileNotFoundError:
         raise UsageError(
             parser, f"argument CHECKPOINT: {str(args.checkpoint)!r} does not exist"
@@ -45,9 +38,10 @@ def load_checkpoint_model(args: argparse.Namespace, parser: argparse.ArgumentPar
 
 def scores(model: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
     """The model's class scores (N, C) for host inputs X, in test mode, on the host."""
-    backend = backends.backend_of(next(iter(model.params.values())))
+    w = next(iter(model.params.values()))
+    place = dict(backend=backends.backend_of(w), device=backends.device_of(w))
     parts = [
-        backends.to_numpy(model.loss(backends.asarray(X[i : i + batch_size], backend)))
+        backends.to_numpy(model.loss(backends.asarray(X[i : i + batch_size], **place)))
         for i in range(0, X.shape[0], batch_size)
     ]
     if not parts:

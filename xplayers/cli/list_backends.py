@@ -14,14 +14,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Print one line per backend: name, availability, device or reason."""
+    """Print one line per backend: name, availability, default device and every device
+    (what --device takes), or the reason it is not available."""
     rows = backends.describe()
     default = _default_backend_text()
     width = max(len(name) for name, _, _ in rows)
     for name, available, info in rows:
         if available:
             mark = " (default)" if name == default else ""
-            print(f"{name:<{width}}  available      device: {info}{mark}")
+            print(
+                f"{name:<{width}}  available      device: {info}{mark}"
+                f"  devices: {', '.join(backends.devices(name))}"
+            )
         else:
             print(f"{name:<{width}}  not available  reason: {info}")
     return 0

@@ -32,7 +32,7 @@ from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     UsageError,
-    backend_name,
+    add_placement_arguments,
     decay,
     hidden_dims,
     keep_probability,
@@ -40,6 +40,7 @@ from ._common import (
     non_negative_float,
     non_negative_int,
     positive_int,
+    resolve_placement,
 )
 from ._resuming import interrupted_message, resumed_solver
 
@@ -107,13 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
     how = t.add_argument_group("training")
-    how.add_argument(
-        "--backend",
-        type=backend_name,
-        default=None,
-        help="array library: numpy, cupy, torch or array_api_strict "
-        "(default: cupy where available, else numpy; env XPLAYERS_BACKEND)",
-    )
+    add_placement_arguments(how, "train")
     # The optimiser settings default to None so that --resume can tell which
     # ones were given; _training_settings fills in the defaults.
     how.add_argument(
@@ -181,24 +176,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _dims_text(dims: tuple[int, ...]) -> str:
     return ",".join(map(str, dims))
-
-
-def resolve_backend(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
-    """The backend to train on, checked usable, or a usage error with the reason."""
-    if args.backend is None:
-        try:
-            return backends.default_backend()
-        except backends.BackendError as exc:  # a bad XPLAYERS_BACKEND value
-            raise UsageError(parser, f"environment variable XPLAYERS_BACKEND: {exc}") from None
-    reason = backends.unavailable_reason(args.backend)
-    if reason is not None:
-        available = ", ".join(backends.available_backends())
-        raise UsageError(
-            parser,
-            f"argument --backend: backend {args.backend!r} is not available here: {reason} "
-            f"(available: {available}; see `xplayers backends`)",
-        )
-    return args.backend
 
 
 def _check_output_path(parser: argparse.ArgumentParser, flag: str, path: Path | None) -> None:
@@ -281,14 +258,21 @@ def load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         raise UsageError(parser, f"argument --data-dir: cannot read CIFAR-10: {exc}") from None
 
 
-def _build_model(args: argparse.Namespace, data: dict[str, Any], backend: str) -> tuple[Any, str]:
+def _build_model(
+    args: argparse.Namespace, data: dict[str, Any], backend: str, device: Any
+) -> tuple[Any, str]:
     """The model the flags ask for, sized from the data, and a one-line description."""
     from xplayers.models import FullyConnectedNet, ThreeLayerConvNet
 
     input_shape = tuple(data["X_train"].shape[1:])
     num_classes = int(backends.to_numpy(data["y_train"]).max()) + 1
     common = dict(
-        num_classes=num_classes, reg=args.reg, dtype=args.dtype, backend=backend, seed=args.seed
+        num_classes=num_classes,
+        reg=args.reg,
+        dtype=args.dtype,
+        backend=backend,
+        device=device,
+        seed=args.seed,
     )
     if args.model == "cnn":
         hidden = args.hidden_dims[0] if args.hidden_dims else DEFAULT_CNN_HIDDEN
@@ -361,12 +345,18 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Train, report accuracy, and write the plot / checkpoints asked for."""
     _check_args(args, parser)
     comm = _communicator(args)
-    backend = resolve_backend(args, parser)
+    backend, device = resolve_placement(args, parser)
+    adapter = backends.get_backend(backend)
+    if not adapter.has_dtype(args.dtype, device):
+        raise UsageError(
+            parser,
+            f"argument --dtype: {backend} device {adapter.device_label(device)!r} holds no "
+            f"{args.dtype} arrays; use --dtype float32 or another --device",
+        )
     from xplayers.solver import TrainingDiverged
 
     say = (lambda *a, **k: None) if args.quiet else print
-    adapter = backends.get_backend(backend)
-    say(f"backend: {backend} (device: {adapter.device_name(adapter.default_device())})")
+    say(f"backend: {backend} (device: {adapter.device_name(device)})")
 
     data = load_data(args, parser)
     n_train = len(data["y_train"])
@@ -376,7 +366,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"argument --batch-size: {args.batch_size} is larger than the {n_train} "
             f"training rows of {args.dataset}",
         )
-    model, model_text = _build_model(args, data, backend)
+    model, model_text = _build_model(args, data, backend, device)
     n_test = len(data["y_test"]) if "y_test" in data else 0
     say(f"model: {model_text}, {args.dtype}")
     say(
@@ -429,7 +419,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.plot is not None and (comm is None or comm.rank == 0):
         from xplayers.plotting import plot_history
 
-        title = f"{model_text} on {args.dataset} ({backend}, {solver.update_rule_name})"
+        where = backends.device_label(next(iter(model.params.values())))
+        title = f"{model_text} on {args.dataset} ({backend} {where}, {solver.update_rule_name})"
         print(f"plot:           {plot_history(solver, args.plot, title=title)}")
     return 0
 

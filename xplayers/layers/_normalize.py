@@ -30,6 +30,8 @@ def normalize_backward(
     xp: ModuleType, dxhat: Any, xhat: Any, inv_std: Any, axes: tuple[int, ...]
 ) -> Any:
     """Gradient through xhat = (x - mean) * inv_std, statistics over ``axes``."""
+    if 0 in dxhat.shape:  # an empty batch: no mean to take (NumPy would warn)
+        return dxhat * inv_std
     mean_dxhat = xp.mean(dxhat, axis=axes, keepdims=True)
     mean_dxhat_xhat = xp.mean(dxhat * xhat, axis=axes, keepdims=True)
     return inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)

@@ -1,13 +1,13 @@
-"""What every model shares: its backend and dtype, seeded host-side
-initialisation, moving between backends, state dicts, and the constructor
-arguments a checkpoint needs to rebuild it.
+"""What every model shares: its backend, device and dtype, seeded host-side
+initialisation, moving between backends and devices, random streams, state
+dicts, and the constructor arguments a checkpoint needs to rebuild it.
 
 Subclasses draw their initial weights with ``self.normal(scale, shape)`` and
-hand them to ``_set_params``, which moves them to the model's backend once:
-the same seed therefore gives the same starting weights on NumPy, CuPy and
-torch. With ``seed=None`` the draws come from NumPy's global random state in
-the course's order, so ``np.random.seed(231)`` reproduces the course's
-numbers.
+hand them to ``_set_params``, which moves them to the model's backend and
+device once: the same seed therefore gives the same starting weights on
+NumPy, CuPy and torch, on every device. With ``seed=None`` the draws come
+from NumPy's global random state in the course's order, so
+``np.random.seed(231)`` reproduces the course's numbers.
 """
 
 from __future__ import annotations
@@ -60,11 +60,13 @@ class Model:
     ``norm_params`` lists the per-layer parameter dicts (bn_param / ln_param)
     whose running statistics travel with the model in ``to`` and state dicts.
     ``init_args`` holds the arguments the model was constructed with (recorded
-    for every subclass), so a checkpoint can rebuild it.
+    for every subclass), so a checkpoint can rebuild it. ``stream_key`` is
+    mixed into every random stream the model derives (the Solver sets
+    ``(rank,)`` on data-parallel ranks), ``train_step`` is the step
+    ``begin_step`` announced.
     """
 
-    #: Folded into ``step_seed``: the Solver sets ``(rank,)`` on data-parallel
-    #: ranks so each draws its own dropout masks; () leaves the seeds unchanged.
+    #: Extra entropy for the model's random streams (e.g. ``(rank,)``); () by default.
     stream_key: tuple[int, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -73,8 +75,15 @@ class Model:
         if "__init__" in cls.__dict__:
             cls.__init__ = _recording_init(cls.__init__)
 
-    def __init__(self, backend: str | None = None, dtype: Any = "float32", seed: int | None = None):
+    def __init__(
+        self,
+        backend: str | None = None,
+        dtype: Any = "float32",
+        seed: int | None = None,
+        device: Any = None,
+    ):
         self.backend = backends.get_backend(backend).name
+        self.device = backends.resolve_device(self.backend, device)
         self.dtype = backends.numpy_dtype(dtype)
         if self.dtype.kind != "f":
             raise TypeError(f"dtype must be a floating dtype, got {dtype!r}")
@@ -83,6 +92,7 @@ class Model:
         self.params: dict[str, Any] = {}
         self.norm_params: list[dict] = []
         self.reg = 0.0
+        self.train_step = 0
 
     def normal(self, scale: float, shape: tuple[int, ...]) -> np.ndarray:
         """Host weights ~ N(0, scale**2): from ``seed``'s generator, or, with seed=None,
@@ -92,9 +102,10 @@ class Model:
         return scale * self.rng.standard_normal(shape)
 
     def _set_params(self, host_params: dict[str, np.ndarray]) -> None:
-        """Move host-drawn initial weights to the model's backend and dtype."""
+        """Move host-drawn initial weights to the model's backend, device and dtype."""
         self.params = {
-            k: backends.asarray(v, self.backend, self.dtype) for k, v in host_params.items()
+            k: backends.asarray(v, self.backend, self.dtype, self.device)
+            for k, v in host_params.items()
         }
 
     def compute_dtype(self) -> Any:
@@ -117,12 +128,14 @@ class Model:
             backends.get_namespace(X=X, y=y)
         return X, y
 
-    def to(self, backend: str) -> Model:
-        """Move params and normalisation statistics to ``backend`` (in place; returns self)."""
+    def to(self, backend: str, device: Any = None) -> Model:
+        """Move params and normalisation statistics to ``backend`` and ``device``
+        (None: the backend's default device); in place, returns self."""
         target = backends.get_backend(backend).name
-        self.params = backends.to_backend(self.params, target)
-        self.norm_params = [backends.to_backend(p, target) for p in self.norm_params]
-        self.backend = target
+        device = backends.resolve_device(target, device)
+        self.params = backends.to_backend(self.params, target, device=device)
+        self.norm_params = [backends.to_backend(p, target, device=device) for p in self.norm_params]
+        self.backend, self.device = target, device
         return self
 
     def state_dict(self) -> dict[str, Any]:
@@ -142,7 +155,8 @@ class Model:
         if missing:
             raise KeyError(f"state dict lacks params {sorted(missing)}")
         self.params = {
-            k: backends.asarray(v, self.backend, v.dtype) for k, v in state["params"].items()
+            k: backends.asarray(v, self.backend, v.dtype, self.device)
+            for k, v in state["params"].items()
         }
         saved = state.get("norm_params", [])
         if len(saved) != len(self.norm_params):
@@ -152,7 +166,7 @@ class Model:
             )
         for live, stored in zip(self.norm_params, saved, strict=True):
             for k, v in stored.items():
-                live[k] = backends.asarray(v, self.backend, v.dtype)
+                live[k] = backends.asarray(v, self.backend, v.dtype, self.device)
         self.reg = state.get("reg", self.reg)
 
     def loss(self, X: Any, y: Any = None) -> Any:
@@ -161,16 +175,16 @@ class Model:
     def begin_step(self, iteration: int) -> None:
         """Called by the Solver before training step ``iteration`` (0-based).
 
-        Models with seeded randomness (dropout) derive that step's seed here, so
-        training sees a fresh mask per step yet repeats exactly for a given
-        seed, while direct ``loss`` calls (gradient checks) keep one mask.
+        Seeded randomness (dropout) derives its streams from the step, so
+        training sees fresh masks per step yet repeats exactly for a given
+        seed, while direct ``loss`` calls (gradient checks) keep their masks.
         """
+        self.train_step = int(iteration)
 
-    def step_seed(self, iteration: int) -> int | None:
-        """A seed for step ``iteration`` derived from the model's seed (None if unseeded)."""
-        if self.seed is None:
-            return None
-        entropy = [self.seed, iteration, *self.stream_key]
+    def stream_seed(self, seed: int, *key: int) -> int:
+        """The seed of one random stream: SeedSequence over (seed, train_step, *key,
+        *stream_key), so each layer (``key``) of each step gets its own stream."""
+        entropy = [int(seed), self.train_step, *key, *self.stream_key]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def _add_l2(self, loss: Any, grads: dict[str, Any], names: Any = None) -> Any:

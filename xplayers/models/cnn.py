@@ -47,6 +47,7 @@ class ThreeLayerConvNet(Model):
         dtype: Any = "float32",
         backend: str | None = None,
         seed: int | None = None,
+        device: Any = None,
     ) -> None:
         c, h, w = (int(d) for d in input_dim)
         sizes = {
@@ -68,7 +69,7 @@ class ThreeLayerConvNet(Model):
                 f"filter_size={filter_size}, pad={pad}) must have positive even height and "
                 f"width for the 2x2 stride-2 max pool"
             )
-        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        super().__init__(backend=backend, dtype=dtype, seed=seed, device=device)
         self.reg = reg
         self.conv_param = {"stride": 1, "pad": pad}
         self.pool_param = dict(_POOL_PARAM)

@@ -49,9 +49,12 @@ class FullyConnectedNet(Model):
     ``weight_scale * N(0, 1)``, ``b{i}`` zeros; with a normalization,
     ``gamma{i}`` ones and ``beta{i}`` zeros for each hidden layer. ``dropout``
     is the probability of KEEPING a unit (1 disables dropout); with a ``seed``
-    the dropout layers use it, so every call draws the same mask (as in
-    CS231n, which makes the model gradient-checkable). Without a seed each
-    call draws a fresh mask from the backend's generator.
+    (``dropout_param['seed']``) each dropout layer of each training step
+    draws from its own stream, SeedSequence over (seed, step, layer,
+    *stream_key), so no two layers share a mask and every call within a step
+    draws the same masks (as in CS231n, which makes the model
+    gradient-checkable). Without a seed each call draws fresh masks from the
+    backend's generator. Masks are drawn on the device of the activations.
 
     ``norm_params`` (alias ``bn_params``) holds one dict per hidden layer:
     batch norm's mode and running statistics, or layer norm's settings.
@@ -69,6 +72,7 @@ class FullyConnectedNet(Model):
         dtype: Any = "float32",
         seed: int | None = None,
         backend: str | None = None,
+        device: Any = None,
     ) -> None:
         if normalization is not None and normalization not in _NORMALIZATIONS:
             raise ValueError(
@@ -86,7 +90,7 @@ class FullyConnectedNet(Model):
                 f"layer sizes must be positive: input_dim={input_dim}, "
                 f"hidden_dims={hidden_dims}, num_classes={num_classes}"
             )
-        super().__init__(backend=backend, dtype=dtype, seed=seed)
+        super().__init__(backend=backend, dtype=dtype, seed=seed, device=device)
         self.normalization = normalization
         self.use_dropout = dropout != 1
         self.reg = reg
@@ -111,10 +115,12 @@ class FullyConnectedNet(Model):
         elif normalization == "layernorm":
             self.norm_params = [{} for _ in range(self.num_layers - 1)]
 
-    def begin_step(self, iteration: int) -> None:
-        """A seeded net draws a new, reproducible dropout mask at each training step."""
-        if self.use_dropout and self.seed is not None:
-            self.dropout_param["seed"] = self.step_seed(iteration)
+    def _layer_dropout_param(self, layer: int) -> dict:
+        """The dropout_param of hidden layer ``layer``: its own stream when seeded."""
+        seed = self.dropout_param.get("seed")
+        if seed is None:
+            return self.dropout_param
+        return {**self.dropout_param, "seed": self.stream_seed(seed, layer)}
 
     @property
     def bn_params(self) -> list[dict]:
@@ -150,7 +156,7 @@ class FullyConnectedNet(Model):
                 )
             h, relu_cache = relu_forward(h)
             if self.use_dropout:
-                h, drop_cache = dropout_forward(h, self.dropout_param)
+                h, drop_cache = dropout_forward(h, self._layer_dropout_param(i))
             caches.append((fc_cache, norm_cache, relu_cache, drop_cache))
         last = self.num_layers
         scores, last_cache = affine_forward(h, p[f"W{last}"], p[f"b{last}"])
@@ -198,6 +204,7 @@ class TwoLayerNet(FullyConnectedNet):
         dtype: Any = "float32",
         backend: str | None = None,
         seed: int | None = None,
+        device: Any = None,
     ) -> None:
         super().__init__(
             [hidden_dim],
@@ -208,5 +215,6 @@ class TwoLayerNet(FullyConnectedNet):
             dtype=dtype,
             seed=seed,
             backend=backend,
+            device=device,
         )
         self.hidden_dim = hidden_dim
