@@ -27,14 +27,13 @@ from __future__ import annotations
 import copy
 import math
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _resume, backends
+from . import _progress, _resume, backends
 from ._batches import Split
 from ._checks import check_int, labels_within
 from ._parallel_step import parallel_for
@@ -347,7 +346,7 @@ class Solver:
         num_iterations = self.num_iterations
         if not self.best_params:  # a divergence before the first check restores these
             self._initial = self._copies()
-        bar = self._progress_bar(num_iterations)
+        bar = _progress.progress_bar(self, num_iterations)
         try:
             for t in range(self.iteration, num_iterations):
                 self._advance()
@@ -357,7 +356,7 @@ class Solver:
                 if report or check:
                     self._flush()
                 if report:
-                    self._report_loss(bar, t, num_iterations)
+                    _progress.report_loss(self, bar, t, num_iterations)
                 if epoch_end:
                     self.epoch += 1
                     for config in self.optim_configs.values():
@@ -366,7 +365,7 @@ class Solver:
                             config["learning_rate"] *= self.lr_decay
                 if check:
                     train_acc, val_acc = self._check_and_save()
-                    self._report_accuracy(bar, train_acc, val_acc)
+                    _progress.report_accuracy(self, bar, train_acc, val_acc)
                 if bar is not None:
                     bar.update(1)
             self._flush()
@@ -375,43 +374,6 @@ class Solver:
             if bar is not None:
                 bar.close()
         self._restore_best()
-
-    # -------------------------------------------------------------- reporting
-    def _progress_bar(self, total: int) -> Any:
-        show = self.progress
-        if show is None:
-            show = self.verbose and sys.stdout.isatty()
-        if not show or self.iteration >= total:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=self.iteration, file=sys.stdout, desc="train", unit="it")
-
-    def _report_loss(self, bar: Any, t: int, num_iterations: int) -> None:
-        loss = self.loss_history[-1]
-        if bar is not None:
-            bar.set_postfix(self._postfix(loss), refresh=False)
-        elif self.verbose:
-            print(f"(Iteration {t + 1} / {num_iterations}) loss: {loss:f}")
-
-    def _report_accuracy(self, bar: Any, train_acc: float, val_acc: float) -> None:
-        line = (
-            f"(Epoch {self.epoch} / {self.num_epochs}) "
-            f"train acc: {train_acc:f}; val_acc: {val_acc:f}"
-        )
-        if bar is not None:
-            bar.set_postfix(self._postfix(self.loss_history[-1]), refresh=False)
-            if self.verbose:
-                bar.write(line, file=sys.stdout)
-        elif self.verbose:
-            print(line)
-
-    def _postfix(self, loss: float) -> dict[str, str]:
-        out = {"epoch": f"{self.epoch}/{self.num_epochs}", "loss": f"{loss:.4f}"}
-        if self.train_acc_history:
-            out["train_acc"] = f"{self.train_acc_history[-1]:.3f}"
-            out["val_acc"] = f"{self.val_acc_history[-1]:.3f}"
-        return out
 
     def history(self) -> dict[str, Any]:
         """The curves for plotting, as plain Python numbers.
