@@ -21,6 +21,7 @@ from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtyp
 from ._ops import (
     fused_update,
     map_chunks,
+    matmul,
     matmul_into,
     slices_are_views,
     strided_view,
@@ -71,6 +72,7 @@ __all__ = [
     "get_namespace",
     "is_array",
     "map_chunks",
+    "matmul",
     "matmul_into",
     "numpy_dtype",
     "on_device_of",

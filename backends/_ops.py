@@ -58,6 +58,22 @@ def matmul_into(a: Any, b: Any, out: Any) -> Any:
     return adapter.matmul_into(a, b, out)
 
 
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` for 2-d arrays of one backend and dtype.
+
+    On numpy a large product runs as row blocks on the chunk workers, the
+    BLAS held at one thread, like the conv chunks: a threaded OpenBLAS call
+    leaves its threads spinning for a while after it returns, and those
+    spinners take the cores from the chunk workers of the layers that follow
+    (the README's performance section has the measurement). Elsewhere it is
+    the library's own ``a @ b``.
+    """
+    adapter = _adapter_of(a)
+    if adapter is None:
+        raise BackendError(f"matmul needs an array for a, got {type(a).__name__}")
+    return adapter.matmul(a, b)
+
+
 def strided_view(x: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
     """A read-only view of C-contiguous ``x`` of ``shape`` with element ``strides``
     (overlapping windows allowed), or None where the library has none

@@ -91,6 +91,47 @@ def test_optimizer_blocks_run_on_every_worker(two_workers, monkeypatch) -> None:
     assert len(seen) == 2
 
 
+@needs_blas_control
+@pytest.mark.parametrize("rows", [7, 64, 129])
+def test_large_products_run_as_row_blocks_on_every_worker(two_workers, monkeypatch, rows) -> None:
+    """backends.matmul of a product over the split size: row blocks on two threads
+    with one BLAS thread each, equal to one numpy matmul (transposed views too)."""
+    from xplayers.backends import numpy_backend
+
+    monkeypatch.setattr(numpy_backend, "_SPLIT_MIN_MNK", 1)
+    seen: set[tuple[str, int]] = set()
+    real = _threads.map_chunks
+    barrier = threading.Barrier(2, timeout=10)
+
+    def spy(fn, items, hold_blas=True):
+        def traced(item):
+            barrier.wait()  # both blocks run at once, or this times out
+            seen.add((threading.current_thread().name, blas_threads()))
+            return fn(item)
+
+        return real(traced, items, hold_blas=hold_blas)
+
+    monkeypatch.setattr(_threads, "map_chunks", spy)
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((40, rows)), rng.standard_normal((40, 9))
+    got = backends.matmul(a.T, b)  # (rows, 40) @ (40, 9), a transposed view
+    np.testing.assert_allclose(got, a.T @ b, rtol=1e-12, atol=1e-12)
+    assert got.shape == (rows, 9) and got.dtype == np.float64
+    assert len({name for name, _ in seen}) == 2 and {n for _, n in seen} == {1}
+
+
+def test_small_products_and_other_backends_are_one_matmul(backend, monkeypatch) -> None:
+    """Under the split size (and off numpy) backends.matmul is the library's a @ b."""
+    monkeypatch.setattr(backends, "map_chunks", None)  # never reached
+    monkeypatch.setattr(_threads, "map_chunks", None)
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    got = backends.matmul(backend.asarray(a), backend.asarray(b))
+    np.testing.assert_allclose(backend.numpy(got), a @ b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(backends.BackendError, match="matmul needs an array"):
+        backends.matmul([[1.0]], b)
+
+
 def test_one_worker_runs_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(_threads.THREADS_ENV, "1")
     assert backends.work_policy(np.zeros(1)).workers == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import backends
 from .._checks import check_floating, check_param, check_shape, describe, namespace
 
 
@@ -24,7 +25,7 @@ def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
             f"x is a {describe(x)}, w is a {describe(w)}"
         )
     check_shape("b", b, (w.shape[1],), f"to match w's {w.shape[1]} outputs")
-    out = x2 @ w + b
+    out = backends.matmul(x2, w) + b
     return out, (x, w, b)
 
 
@@ -38,7 +39,7 @@ def affine_param_grads(dout: Any, cache: tuple) -> tuple[Any, Any]:
     xp = namespace(dout=dout, x=x)
     n = x.shape[0]
     check_shape("dout", dout, (n, w.shape[1]), "(N, M) of the forward output")
-    return xp.reshape(x, (n, -1)).T @ dout, xp.sum(dout, axis=0)
+    return backends.matmul(xp.reshape(x, (n, -1)).T, dout), xp.sum(dout, axis=0)
 
 
 def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
@@ -46,5 +47,5 @@ def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     x, w, _ = cache
     dw, db = affine_param_grads(dout, cache)
     xp = namespace(dout=dout)
-    dx = xp.reshape(dout @ w.T, x.shape)
+    dx = xp.reshape(backends.matmul(dout, w.T), x.shape)
     return dx, dw, db
