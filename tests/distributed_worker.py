@@ -81,7 +81,7 @@ def run_case(
     return solver
 
 
-def save_run(solver: Solver, path: Path) -> None:
+def save_run(solver: Solver, path: Path, **extra: np.ndarray) -> None:
     model = solver.model
     stats = {
         f"norm{i}_{k}": np.asarray(v)
@@ -96,6 +96,7 @@ def save_run(solver: Solver, path: Path) -> None:
         val_acc=np.asarray(solver.val_acc_history),
         **{f"param_{k}": np.asarray(v) for k, v in model.params.items()},
         **stats,
+        **extra,
     )
 
 
@@ -112,7 +113,12 @@ def main() -> None:
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--fake-nccl", action="store_true", help="tests/fake_nccl.py as cupy")
     args = parser.parse_args()
+    if args.fake_nccl:
+        import fake_nccl
+
+        fake_nccl.install()
 
     comm = distributed.init(args.engine)
     if comm.rank == args.fail_rank:
@@ -126,7 +132,16 @@ def main() -> None:
         checkpoint_name=args.checkpoint,
         verbose=args.verbose,
     )
-    save_run(solver, args.out / f"rank{comm.rank}.npz")
+    extra = {}
+    if args.fake_nccl:
+        log = fake_nccl.log
+        extra = {
+            "nccl_device": np.asarray(log["device"]),
+            "nccl_uid": np.frombuffer(log["uid"], dtype=np.uint8),
+            "nccl_allreduce_counts": np.asarray([n for op, n in log["calls"] if op == "allreduce"]),
+            "nccl_bcasts": np.asarray(sum(op == "bcast" for op, _ in log["calls"])),
+        }
+    save_run(solver, args.out / f"rank{comm.rank}.npz", **extra)
 
 
 def _fail_at_third_step() -> None:

@@ -232,6 +232,26 @@ def test_mpi_run_equals_the_one_process_run(ranks: int, tmp_path: Path) -> None:
 
 
 @needs_mpi
+def test_nccl_engine_wiring_under_mpiexec_with_a_stand_in_nccl(tmp_path: Path) -> None:
+    """The nccl engine at 2 ranks over tests/fake_nccl.py (host buffers, MPI
+    underneath; no GPU, so real NCCL stays unverified here): each rank takes
+    GPU local_rank, both join with rank 0's id, each step's gradients travel
+    as one buffer of every parameter, and the run equals the one-process run."""
+    proc, _ = _mpiexec(2, str(tmp_path), "--engine", "nccl", "--fake-nccl")
+    assert proc.returncode == 0, proc.stderr
+    serial = run_case("fc")
+    ranks = _ranks(tmp_path, 2)
+    assert [int(r["nccl_device"]) for r in ranks] == [0, 1]
+    np.testing.assert_array_equal(ranks[0]["nccl_uid"], ranks[1]["nccl_uid"])
+    n_params = sum(int(np.prod(v.shape)) for v in serial.model.params.values())
+    for got in ranks:
+        _assert_same_run(got, serial, atol=1e-10)
+        assert int(got["nccl_bcasts"]) >= 1  # rank 0's parameters at the start
+        counts = got["nccl_allreduce_counts"]
+        assert np.sum(counts >= n_params) == len(serial.loss_history)  # one fused buffer a step
+
+
+@needs_mpi
 def test_mpi_batchnorm_ranks_agree_and_one_rank_is_the_serial_run(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
