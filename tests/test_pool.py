@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import xplayers.backends as backends
 from xplayers import layers as L
 from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
+from xplayers.layers import _conv_pool
 from xplayers.layers.pool import POOL_CHUNK_DIVISOR
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
@@ -273,23 +274,57 @@ def test_fast_pool_empty_batch(backend) -> None:
     assert tuple(out.shape) == (0, 2, 2, 2) and tuple(dx.shape) == (0, 2, 4, 4)
 
 
-def test_conv_relu_pool_equals_the_unfused_chain_exactly(backend) -> None:
-    """relu after the pool is relu before it, gradients included: integer inputs
-    give exact ties, zeros and windows without a positive entry."""
+# (x shape, w shape, pool (ph, pw, stride), whether the fused pass runs)
+CONV_POOL_CASES = {
+    "fused": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 2), True),
+    "fused-3x3-pool": ((2, 2, 6, 6), (3, 2, 3, 3), (3, 3, 3), True),
+    "transposed-conv": ((3, 4, 6, 6), (2, 4, 3, 3), (2, 2, 2), False),  # F <= C
+    "overlapping-pool": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 1), False),
+}
+
+
+@pytest.mark.parametrize("case", list(CONV_POOL_CASES))
+@pytest.mark.parametrize("per_chunk", [None, 1], ids=["one-chunk", "chunks-of-1"])
+@pytest.mark.parametrize("need_dx", [True, False], ids=["dx", "no-dx"])
+def test_conv_relu_pool_equals_the_unfused_chain_exactly(
+    backend, host_policy, case, per_chunk, need_dx
+) -> None:
+    """relu after the pool is relu before it, gradients included, whether the
+    fused per-chunk pass runs or the chain does: integer inputs give exact ties,
+    zeros and windows without a positive entry; a NaN pixel gives NaN windows."""
+    x_shape, w_shape, (ph, pw, stride), fused = CONV_POOL_CASES[case]
+    if per_chunk is not None:
+        host_policy(chunk_elements=1, chunk_images=per_chunk)
     rng = np.random.default_rng(9)
-    x = backend.asarray(rng.integers(-2, 3, (3, 2, 6, 6)).astype(np.float64))
-    w = backend.asarray(rng.integers(-1, 2, (4, 2, 3, 3)).astype(np.float64))
-    b = backend.asarray(np.array([0.0, -20.0, 1.0, -1.0]))  # filter 1: nothing positive
-    cp, pp = {"stride": 1, "pad": 1}, _pool_param(2, 2, 2)
+    x_host = rng.integers(-2, 3, x_shape).astype(np.float64)
+    x_host[0, 0, 2, 3] = np.nan
+    x = backend.asarray(x_host)
+    w = backend.asarray(rng.integers(-1, 2, w_shape).astype(np.float64))
+    b_host = rng.integers(-1, 2, w_shape[0]).astype(np.float64)
+    b_host[1] = -20.0  # filter 1: nothing positive
+    b = backend.asarray(b_host)
+    cp, pp = {"stride": 1, "pad": 1}, _pool_param(ph, pw, stride)
     out, cache = L.conv_relu_pool_forward(x, w, b, cp, pp)
+    assert isinstance(cache, _conv_pool.ConvPoolCache) == fused
     a, conv_cache = L.conv_forward_fast(x, w, b, cp)
     s, relu_cache = L.relu_forward(a)
     ref, pool_cache = L.max_pool_forward_fast(s, pp)
     np.testing.assert_array_equal(backend.numpy(out), backend.numpy(ref))
-    assert np.sum(backend.numpy(out)[:, 1]) == 0
+    assert np.nansum(backend.numpy(out)[1:, 1]) == 0 and np.isnan(backend.numpy(out)).any()
     dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
-    fused = L.conv_relu_pool_backward(dout, cache)
+    got = L.conv_relu_pool_backward(dout, cache, need_dx=need_dx)
     ds = L.max_pool_backward_fast(dout, pool_cache)
-    chain = L.conv_backward_fast(L.relu_backward(ds, relu_cache), conv_cache)
-    for name, got, want in zip(("dx", "dw", "db"), fused, chain, strict=True):
-        np.testing.assert_array_equal(backend.numpy(got), backend.numpy(want), err_msg=name)
+    want = L.conv_backward_fast(L.relu_backward(ds, relu_cache), conv_cache, need_dx=need_dx)
+    assert (got[0] is None) == (not need_dx)
+    for name, g, e in zip(("dx", "dw", "db"), got, want, strict=True):
+        if g is not None:
+            np.testing.assert_array_equal(backend.numpy(g), backend.numpy(e), err_msg=name)
+
+
+def test_fused_conv_relu_pool_checks_dout(backend) -> None:
+    x = backend.asarray(np.ones((2, 2, 4, 4)))
+    w, b = backend.asarray(np.ones((3, 2, 3, 3))), backend.asarray(np.zeros(3))
+    _, cache = L.conv_relu_pool_forward(x, w, b, {"stride": 1, "pad": 1}, _pool_param(2, 2, 2))
+    assert isinstance(cache, _conv_pool.ConvPoolCache)
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 3, 2, 2\)"):
+        L.conv_relu_pool_backward(backend.asarray(np.ones((2, 3, 4, 4))), cache)

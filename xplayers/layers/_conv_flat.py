@@ -179,9 +179,14 @@ def write_grid(out: Any, n0: int, prod: Any, ws: int, xp: ModuleType) -> None:
     out[n0 : n0 + m, ...] = xp.permute_dims(grid, (1, 0, 2, 3))
 
 
-def forward(out: Any, low: FlatWindows, w2: Any, bias: Any) -> None:
-    """out (N, F, Ho, Wo) = w2 (F, C*HH*WW) @ columns + bias, one matmul per batch chunk."""
-    f = out.shape[1]
+def forward(out: Any, low: FlatWindows, w2: Any, bias: Any, emit: Any = None) -> None:
+    """out (N, F, Ho, Wo) = w2 (F, C*HH*WW) @ columns + bias, one matmul per batch chunk.
+
+    ``emit(n0, prod)``, when given, takes each chunk's product (F, nb*Ho*ws)
+    instead of it being written into ``out`` (a fused layer consumes it
+    while it is in cache; ``out`` then only names the array's backend).
+    """
+    f = w2.shape[0]
 
     def chunk(span: tuple[int, int]) -> None:
         cols = low.columns(*span)
@@ -189,17 +194,23 @@ def forward(out: Any, low: FlatWindows, w2: Any, bias: Any) -> None:
         backends.matmul_into(w2, cols, prod)
         if bias is not None:
             prod += bias
-        write_grid(out, span[0], prod, low.ws, low.xp)
+        if emit is None:
+            write_grid(out, span[0], prod, low.ws, low.xp)
+        else:
+            emit(span[0], prod)
 
     backends.map_chunks(chunk, low.chunks, out)
 
 
-def backward(dout: Any, low: FlatWindows, w: Any, need_dx: bool) -> tuple[Any, Any, Any]:
+def backward(
+    dout: Any, low: FlatWindows, w: Any, need_dx: bool, grid: Any = None
+) -> tuple[Any, Any, Any]:
     """dw.T = sum over chunks of cols @ dout2.T, dx = col2im(w2.T @ dout2), db.
 
     Each chunk's columns are rebuilt from x (cheaper than keeping a large
     matrix alive) and dout2 is the chunk of dout as (F, nb*Ho*ws), zero in
-    the junk columns.
+    the junk columns: ``grid(n0, n1)`` when given (a fused layer builds it
+    from its own cache; ``dout`` is then unused), else from ``dout``.
     """
     xp, x, stride, (ph, pw) = low.xp, low.x, low.stride, low.pads
     _, _, h, wd = x.shape
@@ -216,7 +227,7 @@ def backward(dout: Any, low: FlatWindows, w: Any, need_dx: bool) -> tuple[Any, A
     def chunk(span: tuple[int, int]) -> Any:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        d2 = on_grid(work, "dout", dout, n0, n1, low.ws, xp)
+        d2 = on_grid(work, "dout", dout, n0, n1, low.ws, xp) if grid is None else grid(n0, n1)
         # dw2.T (C*HH*WW, F) = cols @ d2.T: BLAS runs this orientation of the
         # skinny product faster than d2 @ cols.T.
         # It goes first, while the columns are in cache. d2's junk columns

@@ -147,9 +147,22 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     HH*WW*C). No Python loop over channels or pixels, only over the kernel
     offsets and the batch chunks.
     """
+    xp, w, b, plan = plan_fast(x, w, b, conv_param)
+    return run_fast(x, w, b, conv_param, plan, xp)
+
+
+def plan_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, Any, Any, ConvPlan]:
+    """(namespace, checked w, checked b, plan) of a fast convolution: the first
+    half of ``conv_forward_fast``, for layers that fuse what follows the conv."""
     xp = namespace(x=x, w=w, b=b)
     w, b = conv_params(x, w, b, xp)
-    plan = _plan(x, w, b, conv_param, xp)
+    return xp, w, b, _plan(x, w, b, conv_param, xp)
+
+
+def run_fast(
+    x: Any, w: Any, b: Any, conv_param: dict, plan: ConvPlan, xp: Any
+) -> tuple[Any, tuple]:
+    """The rest of ``conv_forward_fast``: the convolution as ``plan`` says."""
     f, c, hh, ww = w.shape
     ho, wo = plan.out_hw
     out = xp.empty((x.shape[0], f, ho, wo), dtype=x.dtype, device=x.device)

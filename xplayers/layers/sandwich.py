@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _conv_pool
 from .affine import affine_backward, affine_forward
-from .conv import conv_backward_fast, conv_forward_fast
+from .conv import conv_backward_fast, conv_forward_fast, plan_fast, run_fast
 from .pool import max_pool_backward_fast, max_pool_forward_fast
 from .relu import relu_backward, relu_forward
 
@@ -44,8 +45,15 @@ def conv_relu_pool_forward(
     Computed as relu(max_pool(a)) with a = conv(x, w) + b: max commutes with
     the monotone relu, so the relu runs on the pooled output, a quarter of
     the conv output for 2x2 pools, and the full-size relu pass is saved.
+    Where the pool tiles the conv output of a flat-window conv, all three
+    run on each batch chunk at once (``_conv_pool``): same result, no
+    full-size conv output.
     """
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    xp, w, b, plan = plan_fast(x, w, b, conv_param)
+    pool = _conv_pool.tiling_pool(plan, pool_param)
+    if pool is not None:
+        return _conv_pool.forward(x, w, b, plan, pool, xp)
+    a, conv_cache = run_fast(x, w, b, conv_param, plan, xp)
     pooled, pool_cache = max_pool_forward_fast(a, pool_param)
     out, relu_cache = relu_forward(pooled)
     return out, (conv_cache, pool_cache, relu_cache)
@@ -60,6 +68,8 @@ def conv_relu_pool_backward(dout: Any, cache: tuple, need_dx: bool = True) -> tu
     positive gets none. So the relu mask applies to the pooled dout, before
     the routing, and no full-size pass is left for it.
     """
+    if isinstance(cache, _conv_pool.ConvPoolCache):
+        return _conv_pool.backward(dout, cache, need_dx)
     conv_cache, pool_cache, relu_cache = cache
     dconv = max_pool_backward_fast(relu_backward(dout, relu_cache), pool_cache)
     return conv_backward_fast(dconv, conv_cache, need_dx)

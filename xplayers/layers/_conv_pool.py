@@ -1,0 +1,114 @@
+"""conv -> max pool -> relu in one pass per batch chunk, on the flat-window lowering.
+
+Each chunk's conv product, (F, nb*Ho*ws) on the flat-window grid, is pooled
+while it is still in cache, so the full-size conv output (N, F, Ho, Wo) is
+never written or read back. The forward keeps one byte per pooled cell: the
+window offset its gradient goes to (the first maximum, or the first NaN:
+the rule of ``max_pool_backward_fast``), or NONE where the relu passes
+nothing (the window's max is not > 0). The backward writes the routed
+gradient straight onto the grid the conv's weight gradient multiplies, so
+no full-size gradient is built and then copied either.
+
+``conv_relu_pool_forward`` takes this path for pools that tile the conv
+output (stride = pool height = pool width, dividing Ho and Wo) after a
+flat-window conv whose backward uses columns of x; the result is the same
+as the unfused chain, bit for bit (tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .._checks import check_shape, namespace
+from . import _conv_flat
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvPoolCache:
+    """What the fused backward needs: the conv's input, weights and plan, the
+    pool size and ``route`` (N, F, Hp, Wp) uint8, the offset each pooled
+    cell's gradient goes to (ph * pw: none)."""
+
+    x: Any
+    w: Any
+    plan: Any
+    pool: tuple[int, int]
+    route: Any
+
+
+def tiling_pool(plan: Any, pool_param: Any) -> tuple[int, int] | None:
+    """(ph, pw) when the fused path applies to this conv plan and pool, else None
+    (the unfused chain then runs, and checks ``pool_param`` itself)."""
+    if not isinstance(plan.lowering, _conv_flat.FlatWindows) or plan.transposed:
+        return None
+    if not isinstance(pool_param, dict):
+        return None
+    sizes = [pool_param.get(k) for k in ("pool_height", "pool_width", "stride")]
+    if any(type(v) is not int for v in sizes):
+        return None
+    ph, pw, stride = sizes
+    ho, wo = plan.out_hw
+    # Routes are uint8 codes 0..ph*pw.
+    if not (ph == pw == stride >= 1 and ph * pw < 255 and ho % ph == 0 and wo % pw == 0):
+        return None
+    return ph, pw
+
+
+def _windows(grid: Any, ph: int, pw: int, ho: int, wo: int) -> list[Any]:
+    """The ph*pw offset views (F, nb, Hp, Wp) of a grid (F, nb, Ho, ws), row-major."""
+    return [grid[:, :, di:ho:ph, dj:wo:pw] for di in range(ph) for dj in range(pw)]
+
+
+def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -> tuple[Any, Any]:
+    """out (N, F, Hp, Wp) = relu(max_pool(conv(x, w) + b)) for a tiling pool."""
+    ph, pw = pool
+    low = plan.lowering
+    f, c, hh, ww = w.shape
+    ho, wo = plan.out_hw
+    n, hp, wp = x.shape[0], ho // ph, wo // pw
+    out = xp.empty((n, f, hp, wp), dtype=x.dtype, device=x.device)
+    route = xp.empty((n, f, hp, wp), dtype=xp.uint8, device=x.device)
+    zero = xp.zeros((), dtype=x.dtype, device=x.device)
+    none = ph * pw
+
+    def emit(n0: int, prod: Any) -> None:
+        m = prod.shape[1] // (ho * low.ws)
+        # One copy makes the windows contiguous: every pass below then runs on
+        # a cache-resident block instead of stride-ph views of the grid.
+        win = xp.stack(_windows(xp.reshape(prod, (f, m, ho, low.ws)), ph, pw, ho, wo))
+        top = xp.max(win, axis=0)
+        # The first hit wins: offset k scores none - k where it hits, the best
+        # score is kept, and route = none - score (none: no hit, or max <= 0).
+        score = None
+        for k in range(none):
+            hit = xp.logical_or(win[k, ...] == top, xp.isnan(win[k, ...]))
+            s = xp.astype(hit, xp.uint8) * (none - k)
+            score = s if score is None else xp.maximum(score, s)
+        score = score * xp.astype(top > zero, xp.uint8)
+        out[n0 : n0 + m, ...] = xp.permute_dims(xp.maximum(top, zero), (1, 0, 2, 3))
+        route[n0 : n0 + m, ...] = xp.permute_dims(none - score, (1, 0, 2, 3))
+
+    _conv_flat.forward(out, low, xp.reshape(w, (f, c * hh * ww)), b[:, None], emit)
+    return out, ConvPoolCache(x, w, plan, pool, route)
+
+
+def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, Any]:
+    """dout (N, F, Hp, Wp) -> dx (None unless need_dx), dw, db of the fused layer."""
+    x, w, plan, (ph, pw), route = cache.x, cache.w, cache.plan, cache.pool, cache.route
+    xp = namespace(dout=dout, x=x, w=w)
+    check_shape("dout", dout, tuple(route.shape), "(N, F, Hp, Wp) of the pooled output")
+    low = plan.lowering
+    f = w.shape[0]
+    ho, wo = plan.out_hw
+
+    def grid(n0: int, n1: int) -> Any:
+        g = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
+        to = xp.permute_dims(route[n0:n1, ...], (1, 0, 2, 3))
+        d = low.work.zeros("dpool", (f, n1 - n0, ho, low.ws))
+        for k in range(ph * pw):
+            di, dj = divmod(k, pw)
+            d[:, :, di:ho:ph, dj:wo:pw] = xp.astype(to == k, dout.dtype) * g
+        return xp.reshape(d, (f, (n1 - n0) * ho * low.ws))
+
+    return _conv_flat.backward(dout, low, w, need_dx, grid)
