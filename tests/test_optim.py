@@ -118,3 +118,54 @@ def test_cache_blocked_update_equals_whole_array_update(rule, backend, host_poli
     for key, value in whole[1].items():
         if isinstance(value, np.ndarray):
             np.testing.assert_array_equal(blocked[1][key], value, err_msg=key)
+
+
+def _kernel_in_numpy(rule, w, dw, state, **scalars):
+    """A CuPy fused kernel of backends/_cupy_kernels.py evaluated statement by
+    statement on numpy arrays (its body is C that is also Python): the state
+    outputs are written in place, as the kernel does."""
+    from xplayers.backends import _cupy_kernels
+
+    names, state_names, body = _cupy_kernels._RULES[rule]
+    assert sorted(names) == sorted(scalars), "optim passes the kernel's scalars"
+    env = {
+        "sqrt": np.sqrt,
+        "w": w,
+        "dw": dw,
+        **scalars,
+        **dict(zip(state_names, state, strict=True)),
+    }
+    for statement in filter(None, (s.strip() for s in body.split(";"))):
+        exec(statement, {}, env)  # the kernel source, a constant of our module
+    for name, array in zip(state_names, state, strict=True):
+        array[...] = env[name]
+    return env["next_w"]
+
+
+@pytest.mark.parametrize("rule", RULES[1:], ids=lambda r: r.__name__)
+def test_fused_kernels_compute_the_generic_update(rule, monkeypatch) -> None:
+    """Where a backend has a fused update (CuPy), the rule returns its next_w and
+    its state: the kernels' formulas, run here on numpy, match the generic chain."""
+    calls = []
+
+    def fused(name, w, dw, state, **scalars):
+        calls.append(name)
+        return _kernel_in_numpy(name, w, dw, state, **scalars)
+
+    rng = np.random.default_rng(5)
+    w, dw = rng.standard_normal((6, 7)), rng.standard_normal((6, 7))
+    start = {"velocity": 0.1, "cache": 0.2, "m": 0.1, "v": 0.2}
+    config = {k: np.full((6, 7), value) for k, value in start.items()}
+    generic_config = {k: v.copy() for k, v in config.items()}
+    expected, generic_config = rule(w, dw, dict(generic_config, t=3))
+    monkeypatch.setattr(backends, "fused_update", fused)
+    got, fused_config = rule(w, dw, dict(config, t=3))
+    assert calls == [rule.__name__]
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+    for k in start:
+        np.testing.assert_allclose(fused_config[k], generic_config[k], rtol=1e-13, atol=1e-15)
+
+
+def test_only_cupy_has_fused_updates(backend) -> None:
+    x = backend.asarray(np.ones((2, 2)))
+    assert backend.name == "cupy" or backends.fused_update("adam", x, x, (x, x)) is None

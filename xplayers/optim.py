@@ -8,7 +8,9 @@ a new next_w. Where the backend's work policy says so (host memory), large
 parameters are updated in row blocks that fit in cache, so the dozen
 element-wise passes of Adam run from cache instead of from memory, and the
 blocks run on every core (``backends.map_chunks``); on a GPU the kernel
-runs once over the whole array.
+runs once over the whole array, and on CuPy SGD+momentum, RMSProp and Adam
+are each one fused kernel (``backends.fused_update``) with the same
+arithmetic as the generic chain.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def sgd_momentum(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict
         return w + v
 
     v = config["velocity"] = _state(xp, config, "velocity", w)
-    return _apply(xp, kernel, w, dw, v), config
+    fused = backends.fused_update("sgd_momentum", w, dw, (v,), mu=mu, lr=lr)
+    return (_apply(xp, kernel, w, dw, v) if fused is None else fused), config
 
 
 def rmsprop(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
@@ -128,7 +131,8 @@ def rmsprop(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
         return _normalized_step(xp, w, dw, cache, eps, lr)
 
     cache = config["cache"] = _state(xp, config, "cache", w)
-    return _apply(xp, kernel, w, dw, cache), config
+    fused = backends.fused_update("rmsprop", w, dw, (cache,), decay=decay, lr=lr, eps=eps)
+    return (_apply(xp, kernel, w, dw, cache) if fused is None else fused), config
 
 
 def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
@@ -155,7 +159,9 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
 
     m = config["m"] = _state(xp, config, "m", w)
     v = config["v"] = _state(xp, config, "v", w)
-    next_w = _apply(xp, kernel, w, dw, m, v)
+    next_w = backends.fused_update("adam", w, dw, (m, v), b1=b1, b2=b2, eps=eps, step=step)
+    if next_w is None:
+        next_w = _apply(xp, kernel, w, dw, m, v)
     config["t"] = t
     return next_w, config
 
