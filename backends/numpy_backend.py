@@ -43,8 +43,9 @@ class NumpyBackend(Backend):
         return np.matmul(a, b, out=out)
 
     def matmul(self, a: Any, b: Any) -> Any:
-        m, k = a.shape
-        n = b.shape[1]
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            return np.matmul(a, b)  # numpy's own error or broadcasting
+        (m, k), n = a.shape, b.shape[1]
         workers = _threads.workers()
         if workers <= 1 or m < 2 * workers or m * n * k < _SPLIT_MIN_MNK:
             return np.matmul(a, b)
