@@ -119,10 +119,22 @@ class FlatWindows:
         return planes
 
     def columns(self, n0: int, n1: int) -> Any:
-        """Columns (C*HH*WW, nb*Ho*ws) of x[n0:n1], rows ordered like w flattens."""
+        """Columns (C*HH*WW, nb*Ho*ws) of x[n0:n1], rows ordered like w flattens.
+
+        Stride 1 has one plane, and every window is one overlapping strided
+        view of it: one copy where the library has such views, else one
+        slice copy per kernel offset.
+        """
         s, xp, m, length = self.stride, self.xp, n1 - n0, self.length
-        flat = xp.reshape(self.planes(n0, n1), (s, s, self.c, m, self.hs * self.ws))
+        planes, area = self.planes(n0, n1), self.hs * self.ws
         cols = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
+        if s == 1:
+            shape = (self.c, self.hh, self.ww, m, length)
+            view = backends.strided_view(planes, shape, (m * area, self.ws, 1, area, 1))
+            if view is not None:
+                xp.reshape(cols, shape)[...] = view
+                return xp.reshape(cols, (self.rows, m * length))
+        flat = xp.reshape(planes, (s, s, self.c, m, area))
         for k, a, b, start in self.offsets:
             cols[:, k, ...] = flat[a, b, :, :, start : start + length]
         return xp.reshape(cols, (self.rows, m * length))
