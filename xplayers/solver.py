@@ -178,18 +178,20 @@ class Solver:
     def num_iterations(self) -> int:
         return self.num_epochs * self.iterations_per_epoch
 
+    def _first_param(self) -> Any:
+        """A parameter of the model, read each time: the model may move."""
+        return next(iter(self.model.params.values()))
+
     def _backend(self) -> str:
-        """The backend of the model's params (read each time: the model may move)."""
-        first = next(iter(self.model.params.values()))
-        return backends.backend_of(first)
+        """The backend of the model's params."""
+        return backends.backend_of(self._first_param())
 
     def _dtype(self) -> np.dtype:
-        first = next(iter(self.model.params.values()))
-        return backends.numpy_dtype(first.dtype)
+        return backends.numpy_dtype(self._first_param().dtype)
 
     def _device(self) -> Any:
         """The device of the model's params: every batch is moved there."""
-        return backends.device_of(next(iter(self.model.params.values())))
+        return backends.device_of(self._first_param())
 
     # --------------------------------------------------------------- training
     def _step(self) -> None:
@@ -211,7 +213,7 @@ class Solver:
             self.optim_configs[p] = next_config
 
     def _advance(self) -> None:
-        with backends.on_device_of(next(iter(self.model.params.values()))):
+        with backends.on_device_of(self._first_param()):
             self._step()  # CuPy launches on its current device: the model's
         self.iteration += 1
 

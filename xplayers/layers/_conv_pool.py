@@ -22,6 +22,7 @@ from typing import Any
 
 from .._checks import check_shape, namespace
 from . import _conv_flat
+from .pool import _offset_index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +56,10 @@ def tiling_pool(plan: Any, pool_param: Any) -> tuple[int, int] | None:
     return ph, pw
 
 
-def _windows(grid: Any, ph: int, pw: int, ho: int, wo: int) -> list[Any]:
-    """The ph*pw offset views (F, nb, Hp, Wp) of a grid (F, nb, Ho, ws), row-major."""
-    return [grid[:, :, di:ho:ph, dj:wo:pw] for di in range(ph) for dj in range(pw)]
+def _window_index(k: int, pw: int, hp: int, wp: int) -> tuple[slice, ...]:
+    """Index of window offset k (row-major) as an (F, nb, Hp, Wp) view of a grid
+    (F, nb, Ho, ws): the max pool's offset view, stride = pool size."""
+    return _offset_index(*divmod(k, pw), pw, hp, wp)
 
 
 def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -> tuple[Any, Any]:
@@ -76,7 +78,8 @@ def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -
         m = prod.shape[1] // (ho * low.ws)
         # One copy makes the windows contiguous: every pass below then runs on
         # a cache-resident block instead of stride-ph views of the grid.
-        win = xp.stack(_windows(xp.reshape(prod, (f, m, ho, low.ws)), ph, pw, ho, wo))
+        grid = xp.reshape(prod, (f, m, ho, low.ws))
+        win = xp.stack([grid[_window_index(k, pw, hp, wp)] for k in range(ph * pw)])
         top = xp.max(win, axis=0)
         # The first hit wins: offset k scores none - k where it hits, the best
         # score is kept, and route = none - score (none: no hit, or max <= 0).
@@ -101,14 +104,14 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
     low = plan.lowering
     f = w.shape[0]
     ho, wo = plan.out_hw
+    hp, wp = ho // ph, wo // pw
 
     def grid(n0: int, n1: int) -> Any:
         g = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
         to = xp.permute_dims(route[n0:n1, ...], (1, 0, 2, 3))
         d = low.work.zeros("dpool", (f, n1 - n0, ho, low.ws))
         for k in range(ph * pw):
-            di, dj = divmod(k, pw)
-            d[:, :, di:ho:ph, dj:wo:pw] = xp.astype(to == k, dout.dtype) * g
+            d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
         return xp.reshape(d, (f, (n1 - n0) * ho * low.ws))
 
     return _conv_flat.backward(dout, low, w, need_dx, grid)
