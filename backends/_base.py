@@ -10,7 +10,6 @@ buffer, strided views, chunks run on several cores).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
@@ -190,8 +189,7 @@ class Backend:
         elsewhere."""
         if not self.on_cpu(x):
             return DEVICE
-        workers = self.chunk_workers()
-        return HOST if workers == HOST.workers else dataclasses.replace(HOST, workers=workers)
+        return HOST.with_workers(self.chunk_workers())
 
     def map_chunks(
         self, fn: Callable[[Any], Any], items: Iterable[Any], uses_blas: bool = True

@@ -10,6 +10,7 @@ chunk (fewer launches) and the library's own memory pool.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from itertools import pairwise
 
 
@@ -61,6 +62,11 @@ class WorkPolicy:
         cuts.append(n)
         return list(pairwise(cuts))
 
+    def with_workers(self, workers: int) -> WorkPolicy:
+        """This policy with ``workers`` chunk workers (one instance per count:
+        layers ask for the policy on every call)."""
+        return self if workers == self.workers else _with_workers(self, workers)
+
     def block_rows(self, shape: tuple[int, ...]) -> int | None:
         """Rows of an array of ``shape`` per block of about ``block_elements`` values
         (None: no blocking, one pass)."""
@@ -70,6 +76,11 @@ class WorkPolicy:
         for d in shape[1:]:
             row *= d
         return max(1, self.block_elements // max(row, 1))
+
+
+@functools.cache
+def _with_workers(policy: WorkPolicy, workers: int) -> WorkPolicy:
+    return dataclasses.replace(policy, workers=workers)
 
 
 #: Host memory (tuned on 2-core AVX-512 machines: 8 MiB float32 chunks of

@@ -67,7 +67,11 @@ def _configured_threads() -> int:
         if not blas:
             _state["blas_threads"] = 1
         else:
-            _state["blas_threads"] = max(int(i.get("num_threads") or 1) for i in blas.info())
+            # The controllers' own getters: ``blas.info()`` builds a dict per
+            # library, and this runs on every chunked call.
+            _state["blas_threads"] = max(
+                int(c.get_num_threads() or 1) for c in blas.lib_controllers
+            )
     return _state["blas_threads"]
 
 

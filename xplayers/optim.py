@@ -6,11 +6,13 @@ are updated in place. Each rule is written once as an element-wise kernel on
 (w, dw, state...); the parameter itself is never written: each rule returns
 a new next_w. Where the backend's work policy says so (host memory), large
 parameters are updated in row blocks that fit in cache, so the dozen
-element-wise passes of Adam run from cache instead of from memory, and the
-blocks run on every core (``backends.map_chunks``); on a GPU the kernel
-runs once over the whole array, and on CuPy SGD+momentum, RMSProp and Adam
-are each one fused kernel (``backends.fused_update``) with the same
-arithmetic as the generic chain.
+element-wise passes of Adam run from cache instead of from memory; the
+blocks run one after another on the calling thread (a dozen short passes
+per block hand the GIL back and forth too often to gain from a second
+core: the README's performance section has the measurement). On a GPU the
+kernel runs once over the whole array, and on CuPy SGD+momentum, RMSProp
+and Adam are each one fused kernel (``backends.fused_update``) with the
+same arithmetic as the generic chain.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _apply(xp: Any, kernel: Callable[..., Any], w: Any, dw: Any, *state: Any) ->
     """next_w = kernel(w, dw, *state), the kernel updating ``state`` in place.
 
     Where the work policy blocks, large parameters go through in cache-sized
-    row blocks, as many at once as the policy has workers. A block
+    row blocks, one after another. A block
     of a state array is a view on libraries whose slices are views (numpy,
     torch, cupy), so the kernel's in-place update lands in the state array;
     elsewhere (the standard leaves it open) the block is written back.
@@ -62,15 +64,13 @@ def _apply(xp: Any, kernel: Callable[..., Any], w: Any, dw: Any, *state: Any) ->
     next_w = xp.empty_like(w)
     n = w.shape[0]
 
-    def run(start: int) -> None:
+    for start in range(0, n, rows):
         block = (slice(start, min(start + rows, n)), ...)  # the standard has no past-end slices
         blocks = [s[block] for s in state]
         next_w[block] = kernel(w[block], dw[block], *blocks)
         if write_back:
             for s, b in zip(state, blocks, strict=True):
                 s[block] = b
-
-    backends.map_chunks(run, range(0, n, rows), w, uses_blas=False)
     return next_w
 
 
