@@ -75,10 +75,10 @@ def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -
     none = ph * pw
 
     def emit(n0: int, prod: Any) -> None:
-        m = prod.shape[1] // (ho * low.ws)
+        m = prod.shape[1] // (ho * low.grid_w)
         # One copy makes the windows contiguous: every pass below then runs on
         # a cache-resident block instead of stride-ph views of the grid.
-        grid = xp.reshape(prod, (f, m, ho, low.ws))
+        grid = xp.reshape(prod, (f, m, ho, low.grid_w))
         win = xp.stack([grid[_window_index(k, pw, hp, wp)] for k in range(ph * pw)])
         top = xp.max(win, axis=0)
         # The first hit wins: offset k scores none - k where it hits, the best
@@ -109,9 +109,9 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
     def grid(n0: int, n1: int) -> Any:
         g = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
         to = xp.permute_dims(route[n0:n1, ...], (1, 0, 2, 3))
-        d = low.work.zeros("dpool", (f, n1 - n0, ho, low.ws))
+        d = low.work.zeros("dpool", (f, n1 - n0, ho, low.grid_w))
         for k in range(ph * pw):
             d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
-        return xp.reshape(d, (f, (n1 - n0) * ho * low.ws))
+        return xp.reshape(d, (f, (n1 - n0) * ho * low.grid_w))
 
     return _conv_flat.backward(dout, low, w, need_dx, grid)
