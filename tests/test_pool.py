@@ -291,7 +291,9 @@ def test_conv_relu_pool_equals_the_unfused_chain_exactly(
 ) -> None:
     """relu after the pool is relu before it, gradients included, whether the
     fused per-chunk pass runs or the chain does: integer inputs give exact ties,
-    zeros and windows without a positive entry; a NaN pixel gives NaN windows."""
+    zeros and windows without a positive entry; a NaN pixel gives NaN windows.
+    Integer-valued data also makes every product and sum exact, so the fused
+    path's other orientation of the products cannot round differently."""
     x_shape, w_shape, (ph, pw, stride), fused = CONV_POOL_CASES[case]
     if per_chunk is not None:
         host_policy(chunk_elements=1, chunk_images=per_chunk)
@@ -311,7 +313,7 @@ def test_conv_relu_pool_equals_the_unfused_chain_exactly(
     ref, pool_cache = L.max_pool_forward_fast(s, pp)
     np.testing.assert_array_equal(backend.numpy(out), backend.numpy(ref))
     assert np.nansum(backend.numpy(out)[1:, 1]) == 0 and np.isnan(backend.numpy(out)).any()
-    dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
+    dout = backend.asarray(rng.integers(-3, 4, tuple(out.shape)).astype(np.float64))
     got = L.conv_relu_pool_backward(dout, cache, need_dx=need_dx)
     ds = L.max_pool_backward_fast(dout, pool_cache)
     want = L.conv_backward_fast(L.relu_backward(ds, relu_cache), conv_cache, need_dx=need_dx)
@@ -319,6 +321,32 @@ def test_conv_relu_pool_equals_the_unfused_chain_exactly(
     for name, g, e in zip(("dx", "dw", "db"), got, want, strict=True):
         if g is not None:
             np.testing.assert_array_equal(backend.numpy(g), backend.numpy(e), err_msg=name)
+
+
+@pytest.mark.parametrize("per_chunk", [None, 1], ids=["one-chunk", "chunks-of-1"])
+def test_conv_relu_pool_matches_the_unfused_chain_on_real_data(backend, host_policy, per_chunk):
+    """On real-valued float64 data the fused path agrees with the chain to rounding."""
+    if per_chunk is not None:
+        host_policy(chunk_elements=1, chunk_images=per_chunk)
+    rng = np.random.default_rng(10)
+    x = backend.asarray(rng.standard_normal((3, 2, 8, 8)))
+    w = backend.asarray(rng.standard_normal((4, 2, 3, 3)))
+    b = backend.asarray(rng.standard_normal(4))
+    cp, pp = {"stride": 1, "pad": 1}, _pool_param(2, 2, 2)
+    out, cache = L.conv_relu_pool_forward(x, w, b, cp, pp)
+    assert isinstance(cache, _conv_pool.ConvPoolCache)
+    a, conv_cache = L.conv_forward_fast(x, w, b, cp)
+    pooled, pool_cache = L.max_pool_forward_fast(a, pp)
+    ref, relu_cache = L.relu_forward(pooled)
+    np.testing.assert_allclose(backend.numpy(out), backend.numpy(ref), rtol=1e-13, atol=1e-13)
+    dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
+    got = L.conv_relu_pool_backward(dout, cache)
+    dpool = L.max_pool_backward_fast(L.relu_backward(dout, relu_cache), pool_cache)
+    want = L.conv_backward_fast(dpool, conv_cache)
+    for name, g, e in zip(("dx", "dw", "db"), got, want, strict=True):
+        np.testing.assert_allclose(
+            backend.numpy(g), backend.numpy(e), rtol=1e-12, atol=1e-12, err_msg=name
+        )
 
 
 def test_fused_conv_relu_pool_checks_dout(backend) -> None:

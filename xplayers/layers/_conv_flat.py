@@ -220,23 +220,30 @@ def write_grid(out: Any, n0: int, prod: Any, ws: int, xp: ModuleType) -> None:
 
 
 def forward(out: Any, low: FlatWindows, w2: Any, bias: Any, emit: Any = None) -> None:
-    """out (N, F, Ho, Wo) = w2 (F, C*HH*WW) @ columns + bias, one matmul per batch chunk.
+    """out (N, F, Ho, Wo) = w2 (F, C*HH*WW) @ columns + bias (F, 1), one matmul per batch chunk.
 
-    ``emit(n0, prod)``, when given, takes each chunk's product (F, nb*Ho*ws)
-    instead of it being written into ``out`` (a fused layer consumes it
-    while it is in cache; ``out`` then only names the array's backend).
+    ``emit(n0, prod)``, when given, takes each chunk's product instead of it
+    being written into ``out`` (a fused layer consumes it while it is in
+    cache; ``out`` then only names the array's backend), and the product is
+    positions-major, (nb*Ho*grid_w, F) = columns.T @ w2.T + bias.T: BLAS runs
+    this orientation of the skinny product faster, and a window offset of
+    the grid is then a view whose runs are F values long, not one.
     """
-    f = w2.shape[0]
+    xp, f = low.xp, w2.shape[0]
 
     def chunk(span: tuple[int, int]) -> None:
         cols = low.columns(*span)
-        prod = low.work.zeros("prod", (f, cols.shape[1]))
-        backends.matmul_into(w2, cols, prod)
-        if bias is not None:
-            prod += bias
         if emit is None:
-            write_grid(out, span[0], prod, low.grid_w, low.xp)
+            prod = low.work.zeros("prod", (f, cols.shape[1]))
+            backends.matmul_into(w2, cols, prod)
+            if bias is not None:
+                prod += bias
+            write_grid(out, span[0], prod, low.grid_w, xp)
         else:
+            prod = low.work.zeros("prod-t", (cols.shape[1], f))
+            backends.matmul_into(xp.matrix_transpose(cols), xp.matrix_transpose(w2), prod)
+            if bias is not None:
+                prod += xp.matrix_transpose(bias)
             emit(span[0], prod)
 
     backends.map_chunks(chunk, low.chunks, out)
@@ -248,9 +255,10 @@ def backward(
     """dw.T = sum over chunks of cols @ dout2.T, dx = col2im(w2.T @ dout2), db.
 
     Each chunk's columns are rebuilt from x (cheaper than keeping a large
-    matrix alive) and dout2 is the chunk of dout as (F, nb*Ho*ws), zero in
-    the junk columns: ``grid(n0, n1)`` when given (a fused layer builds it
-    from its own cache; ``dout`` is then unused), else from ``dout``.
+    matrix alive) and dout2 is the chunk of dout as (F, nb*Ho*grid_w), zero
+    in the junk columns: ``grid(n0, n1)`` when given (a fused layer builds
+    it from its own cache, maybe as the transpose of a positions-major
+    array; ``dout`` is then unused), else from ``dout``.
     """
     xp, x, stride, (ph, pw) = low.xp, low.x, low.stride, low.pads
     _, _, h, wd = x.shape

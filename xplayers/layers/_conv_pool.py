@@ -1,18 +1,21 @@
 """conv -> max pool -> relu in one pass per batch chunk, on the flat-window lowering.
 
-Each chunk's conv product, (F, nb*Ho*ws) on the flat-window grid, is pooled
-while it is still in cache, so the full-size conv output (N, F, Ho, Wo) is
-never written or read back. The forward keeps one byte per pooled cell: the
-window offset its gradient goes to (the first maximum, or the first NaN:
-the rule of ``max_pool_backward_fast``), or NONE where the relu passes
-nothing (the window's max is not > 0). The backward writes the routed
-gradient straight onto the grid the conv's weight gradient multiplies, so
-no full-size gradient is built and then copied either.
+Each chunk's conv product, positions-major (nb*Ho*grid_w, F) on the
+flat-window grid, is pooled while it is still in cache, so the full-size
+conv output (N, F, Ho, Wo) is never written or read back. The forward keeps
+one byte per pooled cell: the window offset its gradient goes to (the first
+maximum, the rule of ``max_pool_backward_fast``), or NONE where the relu
+passes nothing (the window's max is not > 0, NaN included: there the relu
+would stop the gradient wherever the pool sent it). The backward writes the
+routed gradient straight onto the grid the conv's weight gradient
+multiplies, so no full-size gradient is built and then copied either.
 
 ``conv_relu_pool_forward`` takes this path for pools that tile the conv
 output (stride = pool height = pool width, dividing Ho and Wo) after a
-flat-window conv whose backward uses columns of x; the result is the same
-as the unfused chain, bit for bit (tested).
+flat-window conv whose backward uses columns of x. The result is the
+unfused chain's up to the rounding of the conv products, which run in the
+other orientation here (on integer-valued data, where products are exact,
+it is the same bit for bit: tested, ties and NaN included).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .pool import _offset_index
 @dataclasses.dataclass(frozen=True)
 class ConvPoolCache:
     """What the fused backward needs: the conv's input, weights and plan, the
-    pool size and ``route`` (N, F, Hp, Wp) uint8, the offset each pooled
+    pool size and ``route`` (N, Hp, Wp, F) uint8, the offset each pooled
     cell's gradient goes to (ph * pw: none)."""
 
     x: Any
@@ -57,9 +60,11 @@ def tiling_pool(plan: Any, pool_param: Any) -> tuple[int, int] | None:
 
 
 def _window_index(k: int, pw: int, hp: int, wp: int) -> tuple[slice, ...]:
-    """Index of window offset k (row-major) as an (F, nb, Hp, Wp) view of a grid
-    (F, nb, Ho, ws): the max pool's offset view, stride = pool size."""
-    return _offset_index(*divmod(k, pw), pw, hp, wp)
+    """Index of window offset k (row-major) as an (nb, Hp, Wp, F) view of a
+    positions-major grid (nb, Ho, grid_w, F): the max pool's offset view,
+    stride = pool size, with F moved last."""
+    _, _, rows, cols = _offset_index(*divmod(k, pw), pw, hp, wp)
+    return (slice(None), rows, cols, slice(None))
 
 
 def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -> tuple[Any, Any]:
@@ -70,27 +75,25 @@ def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -
     ho, wo = plan.out_hw
     n, hp, wp = x.shape[0], ho // ph, wo // pw
     out = xp.empty((n, f, hp, wp), dtype=x.dtype, device=x.device)
-    route = xp.empty((n, f, hp, wp), dtype=xp.uint8, device=x.device)
+    route = xp.empty((n, hp, wp, f), dtype=xp.uint8, device=x.device)
     zero = xp.zeros((), dtype=x.dtype, device=x.device)
     none = ph * pw
 
     def emit(n0: int, prod: Any) -> None:
-        m = prod.shape[1] // (ho * low.grid_w)
+        m = prod.shape[0] // (ho * low.grid_w)
         # One copy makes the windows contiguous: every pass below then runs on
         # a cache-resident block instead of stride-ph views of the grid.
-        grid = xp.reshape(prod, (f, m, ho, low.grid_w))
-        win = xp.stack([grid[_window_index(k, pw, hp, wp)] for k in range(ph * pw)])
+        grid = xp.reshape(prod, (m, ho, low.grid_w, f))
+        win = xp.stack([grid[_window_index(k, pw, hp, wp)] for k in range(none)])
         top = xp.max(win, axis=0)
         # The first hit wins: offset k scores none - k where it hits, the best
         # score is kept, and route = none - score (none: no hit, or max <= 0).
         score = None
         for k in range(none):
-            hit = xp.logical_or(win[k, ...] == top, xp.isnan(win[k, ...]))
-            s = xp.astype(hit, xp.uint8) * (none - k)
+            s = xp.astype(win[k, ...] == top, xp.uint8) * (none - k)
             score = s if score is None else xp.maximum(score, s)
-        score = score * xp.astype(top > zero, xp.uint8)
-        out[n0 : n0 + m, ...] = xp.permute_dims(xp.maximum(top, zero), (1, 0, 2, 3))
-        route[n0 : n0 + m, ...] = xp.permute_dims(none - score, (1, 0, 2, 3))
+        route[n0 : n0 + m, ...] = none - score * xp.astype(top > zero, xp.uint8)
+        out[n0 : n0 + m, ...] = xp.permute_dims(xp.maximum(top, zero), (0, 3, 1, 2))
 
     _conv_flat.forward(out, low, xp.reshape(w, (f, c * hh * ww)), b[:, None], emit)
     return out, ConvPoolCache(x, w, plan, pool, route)
@@ -100,18 +103,21 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
     """dout (N, F, Hp, Wp) -> dx (None unless need_dx), dw, db of the fused layer."""
     x, w, plan, (ph, pw), route = cache.x, cache.w, cache.plan, cache.pool, cache.route
     xp = namespace(dout=dout, x=x, w=w)
-    check_shape("dout", dout, tuple(route.shape), "(N, F, Hp, Wp) of the pooled output")
+    n, hp, wp, f = route.shape
+    check_shape("dout", dout, (n, f, hp, wp), "(N, F, Hp, Wp) of the pooled output")
     low = plan.lowering
-    f = w.shape[0]
-    ho, wo = plan.out_hw
-    hp, wp = ho // ph, wo // pw
+    ho = plan.out_hw[0]
 
     def grid(n0: int, n1: int) -> Any:
-        g = xp.permute_dims(dout[n0:n1, ...], (1, 0, 2, 3))
-        to = xp.permute_dims(route[n0:n1, ...], (1, 0, 2, 3))
-        d = low.work.zeros("dpool", (f, n1 - n0, ho, low.grid_w))
+        m = n1 - n0
+        # dout's chunk positions-major, like the route: one transposing copy
+        # instead of a strided read in every offset's pass.
+        g = low.work.zeros("dout-t", (m, hp, wp, f))
+        g[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
+        to = route[n0:n1, ...]
+        d = low.work.zeros("dpool", (m, ho, low.grid_w, f))
         for k in range(ph * pw):
             d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
-        return xp.reshape(d, (f, (n1 - n0) * ho * low.grid_w))
+        return xp.matrix_transpose(xp.reshape(d, (m * ho * low.grid_w, f)))
 
     return _conv_flat.backward(dout, low, w, need_dx, grid)
