@@ -2,6 +2,9 @@
 
     python benchmarks/bench_conv.py [--backend numpy|cupy|torch] [--repeats 7] [--quick]
 
+The last table is the peak memory of one conv forward+backward at
+x(128,64,32,32) (ours and torch's, each in a fresh process; host backends).
+
 Everything runs in one process, interleaved (ours, then the reference, in
 every repeat), and reports medians in float32. Each timed call is preceded
 by one untimed call of the same function, which touches memory that was
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -49,6 +54,7 @@ CONV_SHAPES = [  # x shape, w shape, stride, pad
 ]
 NAIVE_SHAPE = ((100, 3, 31, 31), (25, 3, 3, 3), 2, 1)
 POOL_SHAPE = (128, 32, 32, 32)
+MEMORY_SHAPE = CONV_SHAPES[1]
 
 
 #: Seconds to let the previous contender's spinning threads go idle (--settle).
@@ -253,6 +259,55 @@ def bench_pool(s: Setup, repeats: int, rng: np.random.Generator) -> None:
         print(f"  {label:<42s} ours {t[key] * 1e3:8.2f} ms  ({gb / t[key]:5.1f} GB/s of x){extra}")
 
 
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def peak_child(contender: str, backend: str) -> None:
+    """In a fresh process: the high-water mark of resident memory that two conv
+    forward+backward calls at MEMORY_SHAPE add above their inputs, in MiB."""
+    import torch  # loaded by both contenders, so their baselines match
+
+    xs, ws, stride, pad = MEMORY_SHAPE
+    rng = np.random.default_rng(0)
+    xh = rng.standard_normal(xs, dtype=np.float32)
+    wh = rng.standard_normal(ws, dtype=np.float32) * 0.1
+    bh = np.zeros(ws[0], dtype=np.float32)
+    doh = rng.standard_normal((xs[0], ws[0], xs[2], xs[3]), dtype=np.float32)
+    if contender == "ours":
+        x, w, b, dout = (backends.asarray(a, backend) for a in (xh, wh, bh, doh))
+        base = _peak_rss_mib()
+        for _ in range(2):
+            _, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": pad})
+            grads = conv_backward_fast(dout, cache)
+            del cache, grads
+    else:
+        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (xh, wh, bh))
+        tdout = torch.from_numpy(doh)
+        base = _peak_rss_mib()
+        for _ in range(2):
+            tx.grad = tw.grad = tb.grad = None
+            torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad).backward(tdout)
+    print(f"{_peak_rss_mib() - base:.1f}")
+
+
+def bench_memory(s: Setup) -> None:
+    if s.torch is None or s.tdevice.type != "cpu" or not s.adapter.on_cpu(s.array(np.zeros(1))):
+        return
+    xs, ws, stride, pad = MEMORY_SHAPE
+    print(f"\npeak memory of conv forward+backward above its inputs, x{xs} w{ws} s{stride} p{pad}")
+    peaks = {}
+    for contender in ("ours", "torch"):
+        cmd = [sys.executable, __file__, "--peak-child", contender, "--backend", s.name]
+        peaks[contender] = float(
+            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        )
+    print(
+        f"  ours {peaks['ours']:7.1f} MiB  torch {peaks['torch']:7.1f} MiB  "
+        f"ratio {peaks['ours'] / peaks['torch']:5.2f}x (target < 1)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     global SETTLE_S
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -271,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count(),
         help="torch CPU threads (numpy's BLAS uses all cores by default)",
     )
+    p.add_argument("--peak-child", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.peak_child:
+        peak_child(args.peak_child, args.backend)
+        return 0
     repeats = 3 if args.quick else args.repeats
     SETTLE_S = max(0.0, args.settle)
     try:
@@ -291,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_conv(s, repeats, peak, rng)
     bench_naive(s, repeats, peak, rng)
     bench_pool(s, repeats, rng)
+    bench_memory(s)
     return 0
 
 

@@ -58,3 +58,14 @@ def test_train_step_benchmark_smoke() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert parse_number(r"torch native = ([0-9.]+)", proc.stdout) > 0
+
+
+@pytest.mark.parametrize("contender", ["ours", "torch"])
+def test_conv_benchmark_measures_peak_memory(contender: str) -> None:
+    """The memory row's child run: a positive number of MiB, well under the
+    inputs' own size times ten (x, dout: 32 MiB each at that shape)."""
+    if backends.unavailable_reason("torch") is not None:
+        pytest.skip("the benchmark compares against torch")
+    proc = run_python(REPO / "benchmarks" / "bench_conv.py", "--peak-child", contender)
+    assert proc.returncode == 0, proc.stderr
+    assert 0 < float(proc.stdout) < 640
