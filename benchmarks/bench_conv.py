@@ -260,6 +260,16 @@ def bench_pool(s: Setup, repeats: int, rng: np.random.Generator) -> None:
 
 
 def _peak_rss_mib() -> float:
+    """This process's resident high-water mark. Linux's VmHWM belongs to the
+    process's own memory; ru_maxrss would also carry the parent's peak
+    across fork and exec (the parent runs the timings first)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
