@@ -9,14 +9,14 @@ window of offset (i, j) ONE contiguous run of Ho*ws values starting at
 ws - Wo columns are junk (they wrap into the next row) and are dropped when
 the output is written. Copies then run over long contiguous stretches
 instead of Wo-long rows. A spare row at the end of each plane keeps the
-last offset's run inside its plane.
+last offset's run inside its plane (stride 1 keeps it too, unused).
 
 Stride 1 has one plane and needs no runs: its windows are read straight
 off the padded plane as (Ho, Wo) blocks (one copy of an overlapping
 strided view where the library has one), so its grid is (Ho, Wo) with no
 junk columns. The junk is (WW - 1) / ws of every product and copy (for
-7x7 filters on 32-wide images a sixth); without it the ThreeLayerConvNet's
-conv products ran a third faster (the README has the measurement).
+7x7 filters on 32-wide images a sixth; the README has what dropping it
+gained).
 
 The batch goes through in chunks (``backends.work_policy``) whose work
 arrays are reused by every chunk. The chunks are independent (each writes
@@ -137,10 +137,11 @@ class FlatWindows:
         """
         s, xp, m, length = self.stride, self.xp, n1 - n0, self.length
         planes, area = self.planes(n0, n1), self.hs * self.ws
-        cols = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
         if s == 1:
+            # Written in this shape, reshaped only to be read: the standard
+            # leaves open whether a reshape is a view.
             shape = (self.c, self.hh, self.ww, m, self.ho, self.wo)
-            blocks = xp.reshape(cols, shape)
+            blocks = self.work.zeros("cols", shape)
             view = backends.strided_view(planes, shape, (m * area, self.ws, 1, area, self.ws, 1))
             if view is not None:
                 blocks[...] = view
@@ -148,7 +149,8 @@ class FlatWindows:
                 for i in range(self.hh):
                     for j in range(self.ww):
                         blocks[:, i, j, ...] = planes[0, 0, :, :, i : i + self.ho, j : j + self.wo]
-            return xp.reshape(cols, (self.rows, m * length))
+            return xp.reshape(blocks, (self.rows, m * length))
+        cols = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
         flat = xp.reshape(planes, (s, s, self.c, m, area))
         for k, a, b, start in self.offsets:
             cols[:, k, ...] = flat[a, b, :, :, start : start + length]
@@ -167,14 +169,13 @@ class FlatWindows:
             ho, wo = self.ho, self.wo
             d = xp.reshape(dcols, (self.c, self.hh, self.ww, m, ho, wo))
             dpl = self.work.zeros("dplanes", (1, 1, self.c, m, self.hs, self.ws))
-            plane = dpl[0, 0, ...]
-            plane[..., :ho, :wo] = d[:, 0, 0, ...]
-            plane[..., :ho, wo:] = 0
-            plane[..., ho:, :] = 0
+            dpl[0, 0, :, :, :ho, :wo] = d[:, 0, 0, ...]
+            dpl[0, 0, :, :, :ho, wo:] = 0
+            dpl[0, 0, :, :, ho:, :] = 0
             for i in range(self.hh):
                 for j in range(self.ww):
                     if i or j:
-                        plane[..., i : i + ho, j : j + wo] += d[:, i, j, ...]
+                        dpl[0, 0, :, :, i : i + ho, j : j + wo] += d[:, i, j, ...]
             return dpl
         d = xp.reshape(dcols, (self.c, self.hh * self.ww, m, length))
         dflat = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
