@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import backends
 from ..backends import Workspace
-from ._chunks import conv_chunks, sum_grads
+from ._chunks import conv_chunks, sum_along, sum_grads
 
 
 class ChannelsLast:
@@ -163,7 +163,7 @@ def backward(dout: Any, low: ChannelsLast, w: Any, need_dx: bool) -> tuple[Any, 
         grid = low.work.zeros("dout", (n1 - n0, low.ho, low.wo, f))
         grid[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
         d2 = xp.reshape(grid, (cols.shape[0], f))
-        grads = xp.matrix_transpose(cols) @ d2, xp.sum(d2, axis=0)
+        grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, xp)
         if need_dx:
             dcols = low.work.zeros("dcols", tuple(cols.shape))
             low.col2im_into(dx, n0, backends.matmul_into(d2, wk, dcols))

@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import backends
 from ..backends import Workspace
-from ._chunks import conv_chunks, sum_grads
+from ._chunks import conv_chunks, sum_along, sum_grads
 
 
 def _phase_span(phase: int, stride: int, pad: int, size: int, count: int) -> tuple[int, int, int]:
@@ -281,7 +281,7 @@ def backward(
         # skinny product faster than d2 @ cols.T.
         # It goes first, while the columns are in cache. d2's junk columns
         # are zero, so they add nothing to db.
-        grads = cols @ xp.matrix_transpose(d2), xp.sum(d2, axis=1)
+        grads = cols @ xp.matrix_transpose(d2), sum_along(d2, 1, xp)
         if need_dx:
             dcols = work.zeros("dcols", (low.rows, (n1 - n0) * low.length))
             backends.matmul_into(w2t, d2, dcols)
