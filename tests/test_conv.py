@@ -455,3 +455,20 @@ def test_channels_last_windows_without_strided_views(backend, monkeypatch):
             results.append([backend.numpy(a) for a in (out, *grads)])
         for a, b in zip(*results, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_chunk_bias_sums_equal_the_reduction(backend, axis, transposed) -> None:
+    """sum_along (the conv chunks' bias gradients, a product with ones) is the
+    sum along the axis, also of a transposed view (the fused layer's layout)."""
+    from xplayers.layers._chunks import sum_along
+
+    host = np.random.default_rng(9).standard_normal((37, 6))
+    a = backend.asarray(host)
+    xp = backend.xp
+    if transposed:
+        a, host = xp.matrix_transpose(a), host.T
+    got = sum_along(a, axis, xp)
+    assert tuple(got.shape) == (host.shape[1 - axis],)
+    np.testing.assert_allclose(backend.numpy(got), host.sum(axis=axis), rtol=1e-12, atol=1e-12)
