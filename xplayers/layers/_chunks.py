@@ -42,8 +42,8 @@ def sum_along(a: Any, axis: int, xp: ModuleType) -> Any:
 
     The bias gradients of the conv chunks sum (positions, F) arrays, or their
     transposes, over the positions: NumPy's reduction runs one short inner
-    loop per position there (F values), ten times slower than the BLAS's
-    matrix-vector product (the README has the measurement).
+    loop per position there (F values), several times slower than the
+    BLAS's matrix-vector product (the README has the measurement).
     """
     ones = xp.ones((a.shape[axis],), dtype=a.dtype, device=a.device)
     return a @ ones if axis == 1 else ones @ a
