@@ -49,6 +49,7 @@ GRAD_SHAPES = [
     ((1, 2, 6, 7), (2, 2, 2, 3), 1, 0),
     ((2, 1, 7, 8), (2, 1, 3, 3), 2, 1),
     ((1, 2, 8, 7), (2, 2, 3, 3), 3, 2),
+    ((2, 3, 6, 6), (2, 3, 3, 3), 1, 1),  # channels-last pairs: stride 1, few channels, even Wo
 ]
 
 
@@ -391,6 +392,9 @@ def test_work_arrays_are_private_to_each_thread(conv_lowering):
         ((2, 64, 32, 32), (8, 64, 3, 3), 2, 1, "flat"),  # Wo 16
         ((2, 8, 16, 16), (8, 8, 3, 3), 2, 1, "flat"),  # too few channels
         ((2, 64, 8, 8), (8, 64, 3, 3), 1, 1, "flat"),  # stride 1
+        ((2, 3, 8, 8), (8, 3, 3, 3), 1, 1, "channels_last"),  # pairs: stride 1, C 3, Wo 8
+        ((2, 3, 7, 7), (8, 3, 3, 3), 1, 1, "flat"),  # odd Wo
+        ((2, 5, 8, 8), (8, 5, 3, 3), 1, 1, "flat"),  # C above CHANNELS_LAST_PAIRS_MAX_C
     ],
 )
 def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride, pad, expected):
@@ -441,7 +445,11 @@ def test_empty_batch(backend, conv_lowering, xs, ws, stride, pad):
 def test_channels_last_windows_without_strided_views(backend, monkeypatch):
     """The portable window copies give the same bits as the one strided-view copy."""
     rng = np.random.default_rng(14)
-    cases = [((3, 4, 9, 8), (5, 4, 3, 3), 2, 1), ((2, 3, 10, 7), (3, 3, 4, 4), 4, 2)]
+    cases = [
+        ((3, 4, 9, 8), (5, 4, 3, 3), 2, 1),
+        ((2, 3, 10, 7), (3, 3, 4, 4), 4, 2),
+        ((2, 3, 6, 8), (4, 3, 3, 2), 1, 1),  # pairs
+    ]
     monkeypatch.setattr(conv, "LOWERING", "channels_last")
     adapter = type(backends.get_backend(backend.name))
     for xs, ws, stride, pad in cases:
@@ -455,6 +463,45 @@ def test_channels_last_windows_without_strided_views(backend, monkeypatch):
             results.append([backend.numpy(a) for a in (out, *grads)])
         for a, b in zip(*results, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "xs, ws, stride, pad, tile",
+    [
+        ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, 2),
+        ((2, 3, 6, 7), (4, 3, 3, 2), 1, 0, 3),
+        ((2, 2, 11, 11), (3, 2, 3, 3), 2, 1, 2),  # strided tiles: their own col2im
+        ((1, 2, 11, 15), (2, 2, 3, 4), 3, 2, 2),
+    ],
+)
+def test_channels_last_tiles_give_the_naive_results(
+    backend, monkeypatch, xs, ws, stride, pad, tile
+):
+    """Rows of columns serving 2 or 3 neighbouring outputs, at stride 1 (whose dx
+    goes through flat windows' col2im) and above (the tiles' own col2im)."""
+    monkeypatch.setattr(conv, "LOWERING", "channels_last")
+    monkeypatch.setattr(conv, "_tile", lambda *_: tile)
+    rng = np.random.default_rng(15)
+    x, w, b = make(rng, xs, ws)
+    param = cparam(xs, ws, stride, pad)
+    args = [backend.asarray(a) for a in (x, w, b)]
+    out, cache = conv_forward_fast(*args, param)
+    assert cache[-1].lowering.tile == tile
+    dout = rng.standard_normal(tuple(out.shape))
+    ref, ref_cache = conv_forward_naive(x, w, b, param)
+    np.testing.assert_allclose(backend.numpy(out), ref, rtol=1e-12, atol=1e-12)
+    got = conv_backward_fast(backend.asarray(dout), cache)
+    want = conv_backward_naive(dout, ref_cache)
+    for name, g, e in zip(("dx", "dw", "db"), got, want, strict=True):
+        np.testing.assert_allclose(backend.numpy(g), e, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_channels_last_tile_must_divide_wo() -> None:
+    x = np.zeros((1, 2, 5, 5))
+    work = backends.workspace(np, x, ("tile-test",))
+    policy = backends.work_policy(x)
+    with pytest.raises(ValueError, match="tile must be a positive divisor of Wo=5, got 2"):
+        conv._conv_channels_last.ChannelsLast(x, (3, 3), 1, 1, (5, 5), work, policy, np, tile=2)
 
 
 @pytest.mark.parametrize("axis", [0, 1])

@@ -275,10 +275,12 @@ def test_fast_pool_empty_batch(backend) -> None:
 
 
 # (x shape, w shape, pool (ph, pw, stride), whether the fused pass runs)
+# (2 channels: channels-last pairs; 5: flat windows)
 CONV_POOL_CASES = {
     "fused": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 2), True),
     "fused-3x3-pool": ((2, 2, 6, 6), (3, 2, 3, 3), (3, 3, 3), True),
-    "transposed-conv": ((3, 4, 6, 6), (2, 4, 3, 3), (2, 2, 2), False),  # F <= C
+    "fused-flat": ((3, 5, 6, 6), (6, 5, 3, 3), (2, 2, 2), True),
+    "transposed-conv": ((3, 5, 6, 6), (2, 5, 3, 3), (2, 2, 2), False),  # F <= C
     "overlapping-pool": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 1), False),
 }
 
@@ -324,14 +326,20 @@ def test_conv_relu_pool_equals_the_unfused_chain_exactly(
 
 
 @pytest.mark.parametrize("per_chunk", [None, 1], ids=["one-chunk", "chunks-of-1"])
-def test_conv_relu_pool_matches_the_unfused_chain_on_real_data(backend, host_policy, per_chunk):
-    """On real-valued float64 data the fused path agrees with the chain to rounding."""
+@pytest.mark.parametrize("c, f", [(2, 4), (5, 6), (16, 20)], ids=["pairs", "flat", "last"])
+def test_conv_relu_pool_matches_the_unfused_chain_on_real_data(
+    backend, host_policy, monkeypatch, per_chunk, c, f
+):
+    """On real-valued float64 data the fused path agrees with the chain to
+    rounding, on each column layout ("last": channels-last, one output a row)."""
     if per_chunk is not None:
         host_policy(chunk_elements=1, chunk_images=per_chunk)
+    if c == 16:
+        monkeypatch.setattr(L.conv, "LOWERING", "channels_last")
     rng = np.random.default_rng(10)
-    x = backend.asarray(rng.standard_normal((3, 2, 8, 8)))
-    w = backend.asarray(rng.standard_normal((4, 2, 3, 3)))
-    b = backend.asarray(rng.standard_normal(4))
+    x = backend.asarray(rng.standard_normal((3, c, 8, 8)))
+    w = backend.asarray(rng.standard_normal((f, c, 3, 3)))
+    b = backend.asarray(rng.standard_normal(f))
     cp, pp = {"stride": 1, "pad": 1}, _pool_param(2, 2, 2)
     out, cache = L.conv_relu_pool_forward(x, w, b, cp, pp)
     assert isinstance(cache, _conv_pool.ConvPoolCache)

@@ -1,7 +1,7 @@
-"""The channels-last lowering of the fast convolution: one row of columns per
-output position, (nb*Ho*Wo, HH*WW*C), copied from a channels-last padded
-chunk. No stride-phase planes and no junk columns (see ``conv.LOWERING`` for
-where it wins over flat windows).
+"""The channels-last lowering of the fast convolution: rows of columns copied
+from a channels-last padded chunk, one row per output position, or per
+``tile`` horizontally neighbouring positions. No stride-phase planes and no
+junk columns (see ``conv.LOWERING`` for where it wins over flat windows).
 """
 
 from __future__ import annotations
@@ -11,22 +11,32 @@ from typing import Any
 
 from .. import backends
 from ..backends import Workspace
+from . import _conv_flat
 from ._chunks import conv_chunks, sum_along, sum_grads
 
 
 class ChannelsLast:
     """Channels-last columns of one convolution, chunk by chunk.
 
-    cols[(n, t, u), (i, j, c)] = xpad[n, c, s*t + i, s*u + j]: one row per
-    output position, (nb*Ho*Wo, HH*WW*C). The chunk is first copied into a
-    channels-last padded array (nb, Hp, s*Wq, C) and read as (nb, Hp, Wq,
-    s*C), each group of s neighbouring columns one row of s*C values: kernel
-    columns j = s*q + b that share q then come from ONE contiguous run (over
-    b and c), so each (kernel row, q) is one strided slice copy; where the
-    library has overlapping strided views (``backends.strided_view``) all
-    windows are one copy. Unlike flat windows this needs no stride-phase
-    planes (gathers 1/s dense) and computes no junk columns; but the runs
-    are only a few C long (see LOWERING for where each layout wins).
+    With tile t, one row of columns serves the t outputs (y, t*u ... t*u+t-1)
+    at once: it holds the (HH, KW) window of KW = s*(t-1) + WW columns they
+    share, cols[(n, y, u), (i, j, c)] = xpad[n, c, s*y + i, s*t*u + j],
+    shape (nb*Ho*Wo/t, HH*KW*C), and is multiplied by t shifted copies of the
+    weights, (t*F, HH*KW*C), zero outside each copy's WW columns. The product
+    (nb*Ho*Wo/t, t*F) is then positions-major (nb*Ho*Wo, F) in memory. A tile
+    of 2 halves the rows for 1/WW more products: it pays where the columns
+    are long to copy for few products (few channels). t = 1 is the plain
+    layout, one row per output position.
+
+    The chunk is first copied into a channels-last padded array (nb, Hp, g*Wq,
+    C), g = s*t, and read as (nb, Hp, Wq, g*C), each group of g neighbouring
+    columns one row of g*C values: window columns j = g*q + b that share q
+    then come from ONE contiguous run (over b and c), so each (kernel row, q)
+    is one strided slice copy; where the library has overlapping strided
+    views (``backends.strided_view``) all windows are one copy. Unlike flat
+    windows this needs no stride-phase planes (gathers 1/s dense) and
+    computes no junk columns; but the runs are only a few C long (see
+    LOWERING for where each layout wins).
 
     Arrays are written before they are reshaped for reading, never through
     a reshape: the standard leaves open whether reshape copies.
@@ -42,134 +52,209 @@ class ChannelsLast:
         work: Workspace,
         policy: backends.WorkPolicy,
         xp: ModuleType,
+        tile: int = 1,
     ) -> None:
         self.x, self.stride, self.pad, self.work, self.xp = x, stride, pad, work, xp
         self.hh, self.ww = kernel
         self.ho, self.wo = out_hw
+        if tile < 1 or self.wo % tile:
+            raise ValueError(f"tile must be a positive divisor of Wo={self.wo}, got {tile}")
+        self.tile = tile
         _, self.c, self.h, self.wd = x.shape
+        self.group = stride * tile  # input columns between neighbouring rows of columns
+        self.kw = stride * (tile - 1) + self.ww  # window width of a row of columns
+        self.wt = self.wo // tile  # rows of columns per output row
+        #: Width of the positions-major grid of the product: no junk columns.
+        self.grid_w = self.wo
         self.hp = self.h + 2 * pad
-        self.wq = -(-(self.wd + 2 * pad) // stride)  # column groups of the padded width
-        self.rows = self.c * self.hh * self.ww
+        # Column groups of the padded width, and enough for the last window's
+        # reads in the portable copy.
+        groups = -(-self.kw // self.group)
+        self.wq = max(-(-(self.wd + 2 * pad) // self.group), groups - 1 + self.wt)
+        self.rows = self.c * self.hh * self.kw
         self.positions = self.ho * self.wo
         # Half the flat layout's chunk: the rows of channels-last columns are
         # shorter, and smaller chunks stay in cache.
-        self.chunks = conv_chunks(policy, x.shape[0], self.rows, self.positions, scale=0.5)
+        self.chunks = conv_chunks(policy, x.shape[0], self.rows, self.positions // tile, scale=0.5)
 
     def _windows(self) -> list[tuple[int, int, int, slice]]:
-        """(kernel row i, column group q, kernel columns in it, padded rows) per window,
-        in (i, q) order; the window's kernel columns are j = s*q ... s*q + count - 1."""
-        s, ho = self.stride, self.ho
+        """(kernel row i, column group q, window columns in it, padded rows) per window,
+        in (i, q) order; the window's columns are j = g*q ... g*q + count - 1."""
+        s, g, ho = self.stride, self.group, self.ho
         return [
-            (i, q, min(s, self.ww - s * q), slice(i, i + s * (ho - 1) + 1, s))
+            (i, q, min(g, self.kw - g * q), slice(i, i + s * (ho - 1) + 1, s))
             for i in range(self.hh)
-            for q in range(-(-self.ww // s))
+            for q in range(-(-self.kw // g))
         ]
 
     def columns(self, n0: int, n1: int) -> Any:
-        """(nb*Ho*Wo, HH*WW*C) columns of x[n0:n1].
+        """(nb*Ho*Wo/t, HH*KW*C) columns of x[n0:n1].
 
         The padding of the work array stays zero from the first chunk on.
         """
-        xp, p, m, c, s, wo = self.xp, self.pad, n1 - n0, self.c, self.stride, self.wo
-        xpad = self.work.zeros("xpad", (m, self.hp, s * self.wq, c))
+        xp, p, m, c, s, g, wt = self.xp, self.pad, n1 - n0, self.c, self.stride, self.group, self.wt
+        xpad = self.work.zeros("xpad", (m, self.hp, g * self.wq, c))
         xpad[:, p : p + self.h, p : p + self.wd, :] = xp.permute_dims(
             self.x[n0:n1, ...], (0, 2, 3, 1)
         )
-        cols = self.work.zeros("cols", (m, self.ho, wo, self.hh, self.ww * c))
+        cols = self.work.zeros("cols", (m, self.ho, wt, self.hh, self.kw * c))
         # Where the library has overlapping strided views, all windows are ONE
-        # copy with runs of WW*C.
-        row = s * self.wq * c
+        # copy with runs of KW*C.
+        row = g * self.wq * c
         windows = backends.strided_view(
-            xpad, tuple(cols.shape), (self.hp * row, s * row, s * c, row, 1)
+            xpad, tuple(cols.shape), (self.hp * row, s * row, g * c, row, 1)
         )
         if windows is not None:
             cols[...] = windows
         else:
-            grouped = xp.reshape(xpad, (m, self.hp, self.wq, s * c))
+            grouped = xp.reshape(xpad, (m, self.hp, self.wq, g * c))
             for i, q, count, rows in self._windows():
-                j0 = s * q * c
-                cols[:, :, :, i, j0 : j0 + count * c] = grouped[:, rows, q : q + wo, : count * c]
-        return xp.reshape(cols, (m * self.positions, self.rows))
+                j0 = g * q * c
+                cols[:, :, :, i, j0 : j0 + count * c] = grouped[:, rows, q : q + wt, : count * c]
+        return xp.reshape(cols, (m * self.ho * wt, self.rows))
 
     def col2im_into(self, dx: Any, n0: int, dcols: Any) -> None:
         """Adjoint of ``columns``: add each window's share of dcols back, write dx[n0:n0+nb].
 
-        When the stride is at most the kernel, the windows of kernel rows i <
-        s and column group 0 tile [0, s*Ho) x [0, s*Wo) exactly once and come
-        before every window that overlaps them, so they are assigned and only
-        the rest of the padded array is cleared; the other windows add.
+        When the strides are at most the window, the windows of kernel rows
+        i < s and column group 0 tile [0, s*Ho) x [0, g*Wo/t) exactly once and
+        come before every window that overlaps them, so they are assigned and
+        only the rest of the padded array is cleared; the other windows add.
         """
-        xp, s, p, c, wo = self.xp, self.stride, self.pad, self.c, self.wo
-        m = dcols.shape[0] // self.positions
-        d = xp.reshape(dcols, (m, self.ho, wo, self.hh, self.ww * c))
-        grouped = self.work.zeros("dxpad", (m, self.hp, self.wq, s * c))
-        tiled = s <= self.hh and s <= self.ww
+        xp, s, g, p, c, wt = self.xp, self.stride, self.group, self.pad, self.c, self.wt
+        m = dcols.shape[0] // (self.ho * wt)
+        d = xp.reshape(dcols, (m, self.ho, wt, self.hh, self.kw * c))
+        grouped = self.work.zeros("dxpad", (m, self.hp, self.wq, g * c))
+        tiled = s <= self.hh and g <= self.kw
         if tiled:
             grouped[:, s * self.ho :, ...] = 0
-            grouped[:, : s * self.ho, wo:, :] = 0
+            grouped[:, : s * self.ho, wt:, :] = 0
         else:
             grouped[...] = 0
         for i, q, count, rows in self._windows():
-            j0 = s * q * c
+            j0 = g * q * c
             part = d[:, :, :, i, j0 : j0 + count * c]
             if tiled and i < s and q == 0:
-                grouped[:, rows, :wo, : count * c] = part
+                grouped[:, rows, :wt, : count * c] = part
             else:
-                grouped[:, rows, q : q + wo, : count * c] += part
-        dpad = xp.reshape(grouped, (m, self.hp, s * self.wq, c))
+                grouped[:, rows, q : q + wt, : count * c] += part
+        dpad = xp.reshape(grouped, (m, self.hp, g * self.wq, c))
         inner = dpad[:, p : p + self.h, p : p + self.wd, :]
         dx[n0 : n0 + m, ...] = xp.permute_dims(inner, (0, 3, 1, 2))
 
+    def flat_twin(self) -> Any:
+        """Flat windows of the same stride-1 convolution, whose col2im adds dx's
+        windows for a tile: a tile's own col2im adds runs of t*C values, flat
+        windows' run Wo long (the README has the times). At stride 1 both
+        grids are the (Ho, Wo) positions, so a chunk's dout serves either."""
+        return _conv_flat.FlatWindows(
+            self.x,
+            (self.hh, self.ww),
+            1,
+            (self.pad, self.pad),
+            (self.ho, self.wo),
+            self.work,
+            backends.work_policy(self.x),
+            self.xp,
+        )
 
-def _channels_last_weights(w: Any, xp: ModuleType) -> Any:
-    """w (F, C, HH, WW) as (F, HH*WW*C), columns ordered like channels-last rows."""
-    f, c, hh, ww = w.shape
-    return xp.reshape(xp.permute_dims(w, (0, 2, 3, 1)), (f, hh * ww * c))
+    def weights(self, w: Any) -> Any:
+        """w (F, C, HH, WW) as (t*F, HH*KW*C): copy k of the filters shifted by s*k
+        columns, zero elsewhere, columns ordered like the rows of ``columns``."""
+        xp, s, t = self.xp, self.stride, self.tile
+        f, c, hh, ww = w.shape
+        last = xp.permute_dims(w, (0, 2, 3, 1))
+        if t == 1:
+            return xp.reshape(last, (f, hh * ww * c))
+        shifted = xp.zeros((t, f, hh, self.kw, c), dtype=w.dtype, device=w.device)
+        for k in range(t):
+            shifted[k, :, :, s * k : s * k + ww, :] = last
+        return xp.reshape(shifted, (t * f, self.rows))
+
+    def fold(self, dwk: Any, db: Any) -> tuple[Any, Any]:
+        """Adjoint of ``weights`` for dwk.T (HH*KW*C, t*F), and db (t*F,) summed over
+        the tile: dw (F, C, HH, WW), C-ordered, and db (F,)."""
+        xp, s, t, ww, f = self.xp, self.stride, self.tile, self.ww, db.shape[0] // self.tile
+        parts = xp.reshape(dwk, (self.hh, self.kw, self.c, t, f))
+        dw = parts[:, :ww, :, 0, :]
+        for k in range(1, t):
+            dw = dw + parts[:, s * k : s * k + ww, :, k, :]
+        dw = xp.permute_dims(dw, (3, 2, 0, 1))
+        # A C-ordered copy of the permuted view.
+        dw = xp.reshape(xp.reshape(dw, (-1,)), (f, self.c, self.hh, ww))
+        return dw, xp.sum(xp.reshape(db, (t, f)), axis=0)
 
 
-def forward(out: Any, low: ChannelsLast, w: Any, b: Any) -> None:
-    """out (N, F, Ho, Wo) = columns @ wk.T + b, one matmul per batch chunk."""
-    xp, f = low.xp, out.shape[1]
-    wkt = xp.matrix_transpose(_channels_last_weights(w, xp))
+def forward(out: Any, low: ChannelsLast, w: Any, b: Any, emit: Any = None) -> None:
+    """out (N, F, Ho, Wo) = columns @ wk.T + b, one matmul per batch chunk.
+
+    ``emit(n0, prod)``, when given, takes each chunk's positions-major product
+    (nb*Ho*Wo, F) instead of it being written into ``out`` (a fused layer
+    consumes it while it is in cache; ``out`` then only names the backend).
+    """
+    xp, f, t = low.xp, out.shape[1], low.tile
+    wkt = xp.matrix_transpose(low.weights(w))
+    bias = b if t == 1 else xp.concat([b] * t)
 
     def chunk(span: tuple[int, int]) -> None:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        prod = low.work.zeros("prod", (cols.shape[0], f))
+        prod = low.work.zeros("prod", (cols.shape[0], t * f))
         backends.matmul_into(cols, wkt, prod)
-        prod += b
+        prod += bias
+        if emit is not None:
+            emit(n0, xp.reshape(prod, (cols.shape[0] * t, f)))
+            return
         grid = xp.reshape(prod, (n1 - n0, low.ho, low.wo, f))
         out[n0:n1, ...] = xp.permute_dims(grid, (0, 3, 1, 2))
 
     backends.map_chunks(chunk, low.chunks, out)
 
 
-def backward(dout: Any, low: ChannelsLast, w: Any, need_dx: bool) -> tuple[Any, Any, Any]:
+def backward(
+    dout: Any, low: ChannelsLast, w: Any, need_dx: bool, grid: Any = None
+) -> tuple[Any, Any, Any]:
     """dx = col2im(dout2 @ wk), dw.T = columns.T @ dout2, db, chunk by chunk.
 
-    dout2 is a chunk of dout as (nb*Ho*Wo, F). The columns are rebuilt from
-    x: writing the forward's to memory and reading them back costs more than
-    rebuilding each chunk in cache (see the README's performance notes).
-    dw's product runs first, while the columns are still in cache.
+    For tiles at stride 1, dx is instead flat windows' col2im of w2.T @
+    dout2.T (see ``flat_twin``). dout2 is a chunk of dout positions-major,
+    (nb*Ho*Wo, F), read as
+    (nb*Ho*Wo/t, t*F): ``grid(n0, n1)`` when given (a fused layer builds it
+    from its own cache; ``dout`` is then unused), else from ``dout``. The
+    columns are rebuilt from x: writing the forward's to memory and reading
+    them back costs more than rebuilding each chunk in cache (see the
+    README's performance notes). dw's product runs first, while the columns
+    are still in cache.
     """
-    xp, x = low.xp, low.x
+    xp, x, t = low.xp, low.x, low.tile
     f = w.shape[0]
-    wk = _channels_last_weights(w, xp)
+    wk = low.weights(w)
+    # Either col2im writes every pixel of dx (at stride 1 the flat planes hold them all).
     dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device) if need_dx else None
+    flat = low.flat_twin() if need_dx and t > 1 and low.stride == 1 else None
+    w2t = None if flat is None else xp.matrix_transpose(xp.reshape(w, (f, flat.rows)))
 
     def chunk(span: tuple[int, int]) -> Any:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        grid = low.work.zeros("dout", (n1 - n0, low.ho, low.wo, f))
-        grid[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
-        d2 = xp.reshape(grid, (cols.shape[0], f))
+        if grid is None:
+            g = low.work.zeros("dout", (n1 - n0, low.ho, low.wo, f))
+            g[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
+            g = xp.reshape(g, (cols.shape[0] * t, f))
+        else:
+            g = grid(n0, n1)
+        d2 = xp.reshape(g, (cols.shape[0], t * f))
         grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, xp)
-        if need_dx:
+        if flat is not None:
+            dcols = low.work.zeros("dcols-flat", (flat.rows, g.shape[0]))
+            backends.matmul_into(w2t, xp.matrix_transpose(g), dcols)
+            flat.unphase_into(dx, n0, flat.col2im(dcols, n1 - n0))
+        elif need_dx:
             dcols = low.work.zeros("dcols", tuple(cols.shape))
             low.col2im_into(dx, n0, backends.matmul_into(d2, wk, dcols))
         return grads
 
     parts = backends.map_chunks(chunk, low.chunks, x)
-    dwkt, db = sum_grads(parts, (low.rows, f), f, x, xp)
-    dw = xp.permute_dims(xp.reshape(dwkt, (low.hh, low.ww, low.c, f)), (3, 2, 0, 1))
-    return dx, xp.reshape(xp.reshape(dw, (-1,)), tuple(w.shape)), db  # dw: a C-ordered copy
+    dwkt, db = sum_grads(parts, (low.rows, t * f), t * f, x, xp)
+    dw, db = low.fold(dwkt, db)
+    return dx, dw, db

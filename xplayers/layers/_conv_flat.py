@@ -257,9 +257,9 @@ def backward(
 
     Each chunk's columns are rebuilt from x (cheaper than keeping a large
     matrix alive) and dout2 is the chunk of dout as (F, nb*Ho*grid_w), zero
-    in the junk columns: ``grid(n0, n1)`` when given (a fused layer builds
-    it from its own cache, maybe as the transpose of a positions-major
-    array; ``dout`` is then unused), else from ``dout``.
+    in the junk columns: the transpose of ``grid(n0, n1)``, positions-major
+    (nb*Ho*grid_w, F), when given (a fused layer builds it from its own
+    cache; ``dout`` is then unused), else from ``dout``.
     """
     xp, x, stride, (ph, pw) = low.xp, low.x, low.stride, low.pads
     _, _, h, wd = x.shape
@@ -276,7 +276,10 @@ def backward(
     def chunk(span: tuple[int, int]) -> Any:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        d2 = on_grid(work, "dout", dout, n0, n1, low.grid_w, xp) if grid is None else grid(n0, n1)
+        if grid is None:
+            d2 = on_grid(work, "dout", dout, n0, n1, low.grid_w, xp)
+        else:
+            d2 = xp.matrix_transpose(grid(n0, n1))
         # dw2.T (C*HH*WW, F) = cols @ d2.T: BLAS runs this orientation of the
         # skinny product faster than d2 @ cols.T.
         # It goes first, while the columns are in cache. d2's junk columns

@@ -1,7 +1,7 @@
-"""conv -> max pool -> relu in one pass per batch chunk, on the flat-window lowering.
+"""conv -> max pool -> relu in one pass per batch chunk, on either lowering.
 
 Each chunk's conv product, positions-major (nb*Ho*grid_w, F) on the
-flat-window grid, is pooled while it is still in cache, so the full-size
+lowering's grid, is pooled while it is still in cache, so the full-size
 conv output (N, F, Ho, Wo) is never written or read back. The forward keeps
 one byte per pooled cell: the window offset its gradient goes to (the first
 maximum, the rule of ``max_pool_backward_fast``), or NONE where the relu
@@ -12,8 +12,9 @@ multiplies, so no full-size gradient is built and then copied either.
 
 ``conv_relu_pool_forward`` takes this path for pools that tile the conv
 output (stride = pool height = pool width, dividing Ho and Wo) after a
-flat-window conv whose backward uses columns of x. The result is the
-unfused chain's up to the rounding of the conv products, which run in the
+conv whose backward uses columns of x (not the transposed one of flat
+windows, which takes dw from columns of dout). The result is the
+unfused chain's up to the rounding of the conv products, which on flat windows run in the
 other orientation here (on integer-valued data, where products are exact,
 it is the same bit for bit: tested, ties and NaN included).
 """
@@ -24,7 +25,7 @@ import dataclasses
 from typing import Any
 
 from .._checks import check_shape, namespace
-from . import _conv_flat
+from . import _conv_channels_last, _conv_flat
 from .pool import _offset_index
 
 
@@ -44,7 +45,7 @@ class ConvPoolCache:
 def tiling_pool(plan: Any, pool_param: Any) -> tuple[int, int] | None:
     """(ph, pw) when the fused path applies to this conv plan and pool, else None
     (the unfused chain then runs, and checks ``pool_param`` itself)."""
-    if not isinstance(plan.lowering, _conv_flat.FlatWindows) or plan.transposed:
+    if plan.transposed:
         return None
     if not isinstance(pool_param, dict):
         return None
@@ -95,7 +96,10 @@ def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -
         route[n0 : n0 + m, ...] = none - score * xp.astype(top > zero, xp.uint8)
         out[n0 : n0 + m, ...] = xp.permute_dims(xp.maximum(top, zero), (0, 3, 1, 2))
 
-    _conv_flat.forward(out, low, xp.reshape(w, (f, c * hh * ww)), b[:, None], emit)
+    if isinstance(low, _conv_flat.FlatWindows):
+        _conv_flat.forward(out, low, xp.reshape(w, (f, c * hh * ww)), b[:, None], emit)
+    else:
+        _conv_channels_last.forward(out, low, w, b, emit)
     return out, ConvPoolCache(x, w, plan, pool, route)
 
 
@@ -118,6 +122,8 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
         d = low.work.zeros("dpool", (m, ho, low.grid_w, f))
         for k in range(ph * pw):
             d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
-        return xp.matrix_transpose(xp.reshape(d, (m * ho * low.grid_w, f)))
+        return xp.reshape(d, (m * ho * low.grid_w, f))
 
-    return _conv_flat.backward(dout, low, w, need_dx, grid)
+    if isinstance(low, _conv_flat.FlatWindows):
+        return _conv_flat.backward(dout, low, w, need_dx, grid)
+    return _conv_channels_last.backward(dout, low, w, need_dx, grid)

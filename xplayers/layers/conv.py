@@ -78,14 +78,24 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 #: Column layout of the fast layer: "flat" (flat windows over stride-phase
 #: planes), "channels_last", or "auto", which takes channels-last columns for
 #: strides above 1 with at least CHANNELS_LAST_MIN_C channels and outputs at
-#: most CHANNELS_LAST_MAX_WO wide, flat windows otherwise (the README's
-#: performance section has the measurements behind the rule). Small outputs
-#: are where flat windows waste most: a junk column per (WW-1)//s of every
-#: Wo, and planes padded by whole rows. Read when a forward makes its plan.
+#: most CHANNELS_LAST_MAX_WO wide, and for stride 1 with at most
+#: CHANNELS_LAST_PAIRS_MAX_C channels and an even Wo (two outputs per row of
+#: columns there), flat windows otherwise (the README's performance section
+#: has the measurements behind the rule). Small outputs are where flat
+#: windows waste most: a junk column per (WW-1)//s of every Wo, and planes
+#: padded by whole rows; few channels are where copying columns costs most
+#: for the products they feed. Read when a forward makes its plan.
 LOWERING = "auto"
 CHANNELS_LAST_MIN_C = 16
 CHANNELS_LAST_MAX_WO = 12
+CHANNELS_LAST_PAIRS_MAX_C = 4
 _LOWERINGS = ("auto", "flat", "channels_last")
+
+
+def _tile(stride: int, c: int, wo: int) -> int:
+    """Outputs per row of channels-last columns: 2 at stride 1 with at most
+    CHANNELS_LAST_PAIRS_MAX_C channels and an even Wo, else 1."""
+    return 2 if stride == 1 and c <= CHANNELS_LAST_PAIRS_MAX_C and wo % 2 == 0 else 1
 
 
 def _use_channels_last(stride: int, c: int, wo: int) -> bool:
@@ -95,7 +105,8 @@ def _use_channels_last(stride: int, c: int, wo: int) -> bool:
             f"xplayers.layers.conv.LOWERING must be one of {_LOWERINGS}, got {LOWERING!r}"
         )
     if LOWERING == "auto":
-        return stride > 1 and c >= CHANNELS_LAST_MIN_C and wo <= CHANNELS_LAST_MAX_WO
+        wide = stride > 1 and c >= CHANNELS_LAST_MIN_C and wo <= CHANNELS_LAST_MAX_WO
+        return wide or _tile(stride, c, wo) > 1
     return LOWERING == "channels_last"
 
 
@@ -130,7 +141,9 @@ def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
     work = backends.workspace(xp, x, key)
     policy = backends.work_policy(x)
     if last:
-        low = _conv_channels_last.ChannelsLast(x, (hh, ww), stride, pad, (ho, wo), work, policy, xp)
+        low = _conv_channels_last.ChannelsLast(
+            x, (hh, ww), stride, pad, (ho, wo), work, policy, xp, tile=_tile(stride, c, wo)
+        )
     else:
         low = _conv_flat.FlatWindows(x, (hh, ww), stride, (pad, pad), (ho, wo), work, policy, xp)
     transposed = not last and stride == 1 and pad < hh and pad < ww and f <= c
