@@ -156,9 +156,10 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     w2 is w as (F, C*HH*WW); each batch chunk's columns are (C*HH*WW,
     nb*Ho*ws) flat windows of its phase planes, and the product is written
     into out[n0:n1]. Where channels-last columns win (see LOWERING) the
-    product is instead columns (nb*Ho*Wo, HH*WW*C) @ wk.T, wk = w as (F,
-    HH*WW*C). No Python loop over channels or pixels, only over the kernel
-    offsets and the batch chunks.
+    product is instead columns (nb*Ho*Wo/t, HH*KW*C) @ wk.T, wk = w as (t*F,
+    HH*KW*C), with t outputs a row (1, or 2 for pairs) and KW = WW + s*(t-1).
+    No Python loop over channels or pixels, only over the kernel offsets and
+    the batch chunks.
     """
     xp, w, b, plan = plan_fast(x, w, b, conv_param)
     return run_fast(x, w, b, conv_param, plan, xp)
@@ -195,8 +196,9 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     more filters than channels, both come instead from the columns of dout:
     dx as the forward convolution of dout padded by (HH-1-pad, WW-1-pad) with
     the flipped kernel (C, F, HH, WW), dw as those columns times x.
-    Channels-last: dx = col2im(dout2 @ wk) and dw.T = cols.T @ dout2, dout2
-    the chunk as (nb*Ho*Wo, F). db = sum of dout over N, Ho, Wo.
+    Channels-last: dx = col2im(dout2 @ wk) (for pairs, flat windows'
+    col2im of w2.T @ dout2.T) and dw.T = cols.T @ dout2, dout2 the chunk
+    as (nb*Ho*Wo/t, t*F). db = sum of dout over N, Ho, Wo.
 
     With ``need_dx=False`` (a first layer, whose input is the data) dx is
     None and its matmul and col2im are skipped: about a third of the work.
