@@ -218,9 +218,9 @@ def backward(
 
     For tiles at stride 1, dx is instead flat windows' col2im of w2.T @
     dout2.T (see ``flat_twin``). dout2 is a chunk of dout positions-major,
-    (nb*Ho*Wo, F), read as
-    (nb*Ho*Wo/t, t*F): ``grid(n0, n1)`` when given (a fused layer builds it
-    from its own cache; ``dout`` is then unused), else from ``dout``. The
+    (nb*Ho*Wo, F), read as (nb*Ho*Wo/t, t*F): ``grid(n0, n1)`` when given (a
+    fused layer builds it from its own cache; ``dout`` is then unused), else
+    from ``dout``. The
     columns are rebuilt from x: writing the forward's to memory and reading
     them back costs more than rebuilding each chunk in cache (see the
     README's performance notes). dw's product runs first, while the columns
@@ -246,9 +246,7 @@ def backward(
         d2 = xp.reshape(g, (cols.shape[0], t * f))
         grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, xp)
         if flat is not None:
-            dcols = low.work.zeros("dcols-flat", (flat.rows, g.shape[0]))
-            backends.matmul_into(w2t, xp.matrix_transpose(g), dcols)
-            flat.unphase_into(dx, n0, flat.col2im(dcols, n1 - n0))
+            flat.dx_into(dx, n0, w2t, xp.matrix_transpose(g))
         elif need_dx:
             dcols = low.work.zeros("dcols", tuple(cols.shape))
             low.col2im_into(dx, n0, backends.matmul_into(d2, wk, dcols))

@@ -200,6 +200,13 @@ class FlatWindows:
         for a, b, pr, pc, xr, xc in self.phases:
             dx[n0:n1, :, xr, xc] = self.xp.permute_dims(dplanes[a, b, :, :, pr, pc], (1, 0, 2, 3))
 
+    def dx_into(self, dx: Any, n0: int, w2t: Any, d2: Any) -> None:
+        """dx[n0:n0+nb] = col2im(w2t @ d2) for a chunk's dout d2 (F, nb*Ho*grid_w) and
+        w2t (C*HH*WW, F), w as (F, C*HH*WW) transposed (see ``unphase_into`` on clearing)."""
+        dcols = self.work.zeros("dcols", (self.rows, d2.shape[1]))
+        backends.matmul_into(w2t, d2, dcols)
+        self.unphase_into(dx, n0, self.col2im(dcols, d2.shape[1] // self.length))
+
 
 def on_grid(work: Workspace, name: str, a: Any, n0: int, n1: int, ws: int, xp: ModuleType) -> Any:
     """a[n0:n1] (nb, K, h, w) as (K, nb*h*ws) on a grid ws >= w wide, junk columns zero.
@@ -286,9 +293,7 @@ def backward(
         # are zero, so they add nothing to db.
         grads = cols @ xp.matrix_transpose(d2), sum_along(d2, 1, xp)
         if need_dx:
-            dcols = work.zeros("dcols", (low.rows, (n1 - n0) * low.length))
-            backends.matmul_into(w2t, d2, dcols)
-            low.unphase_into(dx, n0, low.col2im(dcols, n1 - n0))
+            low.dx_into(dx, n0, w2t, d2)
         return grads
 
     parts = backends.map_chunks(chunk, low.chunks, x)

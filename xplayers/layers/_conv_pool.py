@@ -14,9 +14,10 @@ multiplies, so no full-size gradient is built and then copied either.
 output (stride = pool height = pool width, dividing Ho and Wo) after a
 conv whose backward uses columns of x (not the transposed one of flat
 windows, which takes dw from columns of dout). The result is the
-unfused chain's up to the rounding of the conv products, which on flat windows run in the
-other orientation here (on integer-valued data, where products are exact,
-it is the same bit for bit: tested, ties and NaN included).
+unfused chain's up to the rounding of the conv products, which on flat
+windows run in the other orientation here (on integer-valued data, where
+products are exact, it is the same bit for bit: tested, ties and NaN
+included).
 """
 
 from __future__ import annotations
