@@ -20,6 +20,8 @@ def run_python(
     """``python ARGS`` in a fresh interpreter; stdout/stderr captured as text."""
     env = dict(os.environ)
     env["MPLBACKEND"] = "Agg"  # never try to open a window
+    # The checkout under test, whichever checkout the environment installed.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, *map(str, args)],
         cwd=cwd or REPO,
