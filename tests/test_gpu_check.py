@@ -4,7 +4,9 @@ else (on a GPU machine it is the GPU check itself, too long for the suite)."""
 from __future__ import annotations
 
 import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
 def test_without_a_gpu_the_check_reports_it_and_stops(tmp_path) -> None:
     if backends.unavailable_reason("cupy") is None:
         pytest.skip("a GPU answers here: run benchmarks/gpu_check.sh itself")
+    # The script runs $PYTHON: this interpreter, whether or not its venv is activated.
+    env = dict(os.environ, PYTHON=sys.executable)
     proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path)], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+                          timeout=300, env=env)  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = (tmp_path / "report.md").read_text()
     assert "## versions: FAILED" in report and backends.unavailable_reason("cupy") in report

@@ -326,3 +326,19 @@ def test_seeded_dropout_draws_a_fresh_reproducible_mask_each_step(small) -> None
     model = _net(hidden_dims=[32], dropout=0.5, seed=1)
     X, y = small["X_train"][:20], small["y_train"][:20]
     assert float(model.loss(X, y)[0]) == float(model.loss(X, y)[0])
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_step_by_hand_diverges_cleanly_before_train(small) -> None:
+    """``step()`` alone, never ``train()``: a non-finite loss raises TrainingDiverged and
+    the model gets back the parameters it had before the first step."""
+    model = _net()
+    before = _host_params(model)
+    solver = Solver(model, small, update_rule="sgd", optim_config={"learning_rate": 1e30},
+                    batch_size=50, seed=0, verbose=False)  # fmt: skip
+    with pytest.raises(TrainingDiverged, match="initial parameters") as info:
+        for _ in range(10):
+            solver.step()
+    assert not math.isfinite(info.value.value)
+    for k, v in before.items():
+        np.testing.assert_array_equal(model.params[k], v)

@@ -158,6 +158,7 @@ class Solver:
         self.iteration = 0
         self.best_val_acc = 0.0
         self.best_params: dict[str, Any] = {}
+        self._initial: tuple[dict[str, Any], list[dict] | None] | None = None
         self._best_norm_params: list[dict] | None = None
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
@@ -220,6 +221,8 @@ class Solver:
     def step(self) -> float:
         """One training iteration by hand, outside ``train`` (no accuracy check,
         checkpoint or learning-rate decay): its minibatch loss, read back at once."""
+        if self._initial is None and not self.best_params:
+            self._initial = self._copies()  # what a divergence before any check restores
         self._advance()
         self._flush()
         return self.loss_history[-1]
