@@ -1,8 +1,9 @@
 """MkDocs hook: serve the tutorial notebooks from examples/notebooks/ as docs/notebooks/.
 
 The notebooks live beside the examples, where users run them; this adds each
-one to the site's files under ``notebooks/`` so mkdocs-jupyter renders it
-(without executing it) and the nav can name it, with no copy in docs/.
+one to the site's files under ``notebooks/`` so mkdocs-jupyter executes and
+renders it (outputs and figures on the page) and the nav can name it, with no
+copy in docs/. The notebooks stay committed without outputs.
 """
 
 from __future__ import annotations
