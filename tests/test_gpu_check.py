@@ -3,8 +3,8 @@ else (on a GPU machine it is the GPU check itself, too long for the suite)."""
 
 from __future__ import annotations
 
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
