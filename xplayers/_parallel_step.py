@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import backends
+from ._batches import Split
 
 __all__ = ["Parallel", "Serial", "parallel_for"]
 
@@ -58,23 +59,26 @@ class Serial:
 class Parallel(Serial):
     """The Solver's side of data parallelism over ``comm`` (see the module docstring).
 
-    At construction: checks that every rank's model has the same parameter
-    and running-statistic shapes (DistributedError otherwise), broadcasts
-    them from rank 0, agrees on a seed, gives the model its per-rank dropout
+    At construction, in ONE exchange, checks that every rank's Solver agrees
+    on everything the ranks must share (``agreed_settings``) and that the
+    models have the same parameter and running-statistic shapes and dtypes
+    (DistributedError on every rank otherwise, naming each difference and
+    the value on each rank); then broadcasts the parameters and statistics
+    from rank 0, agrees on a seed, gives the model its per-rank dropout
     stream and silences every rank but 0.
     """
 
-    def __init__(self, comm: Any, solver: Any) -> None:
-        if solver.batch_size < comm.size:
-            raise ValueError(
-                f"batch_size is the global batch, split over the {comm.size} ranks: it must be "
-                f"at least {comm.size}, got {solver.batch_size}"
-            )
+    def __init__(self, comm: Any, solver: Any, splits: tuple[Split, ...]) -> None:
         self.comm = comm
         self.is_root = comm.rank == 0
         model = solver.model
         state = {"params": model.params, "norm_params": _norm_arrays(model)}
-        comm.check_same(state, name="model")
+        comm.check_same(state, name="model", settings=agreed_settings(solver, splits))
+        if solver.batch_size < comm.size:  # after the check: then every rank raises it
+            raise ValueError(
+                f"batch_size is the global batch, split over the {comm.size} ranks: it must be "
+                f"at least {comm.size}, got {solver.batch_size}"
+            )
         state = comm.broadcast(state, root=0)
         model.params = state["params"]
         _set_norm_arrays(model, state["norm_params"])
@@ -110,9 +114,47 @@ class Parallel(Serial):
             _set_norm_arrays(model, self.comm.allreduce_mean(arrays))
 
 
-def parallel_for(comm: Any, solver: Any) -> Serial:
+def parallel_for(comm: Any, solver: Any, splits: tuple[Split, ...]) -> Serial:
     """The Solver's work splitter: Serial without a communicator."""
-    return Serial() if comm is None else Parallel(comm, solver)
+    return Serial() if comm is None else Parallel(comm, solver, splits)
+
+
+#: Constructor arguments a rank may choose for itself: where its model lives,
+#: and what the parameter check already compares (dtype) or ``model.reg`` does.
+_PER_RANK_ARGS = frozenset({"backend", "device", "dtype", "reg"})
+
+
+def agreed_settings(solver: Any, splits: tuple[Split, ...]) -> dict[str, Any]:
+    """What every rank's Solver must hold alike, by name.
+
+    A difference either desynchronises the collectives (other epochs, batch
+    counts, data lengths or check intervals: a rank waits forever or a
+    message is cut) or silently trains something else (seeds, update rule,
+    model settings). Data is compared by shape and dtype, not by content.
+    """
+    model = solver.model
+    init_args = getattr(model, "init_args", None) or {}
+    data = {
+        name: f"shape {tuple(int(d) for d in x.shape)} {backends.numpy_dtype(x.dtype)}"
+        for split in splits
+        for name, x in ((split.x_name, split.X), (split.y_name, split.y))
+    }
+    return {
+        "model class": type(model),
+        **{f"model argument {k}": v for k, v in init_args.items() if k not in _PER_RANK_ARGS},
+        "model.reg": getattr(model, "reg", None),
+        **data,
+        "num_epochs": solver.num_epochs,
+        "batch_size": solver.batch_size,
+        "iterations_per_epoch": solver.iterations_per_epoch,
+        "num_train_samples": solver.num_train_samples,
+        "num_val_samples": solver.num_val_samples,
+        "print_every": solver.print_every,
+        "seed": solver.seed,
+        "update_rule": solver.update_rule,
+        "optim_config": solver.optim_config,
+        "lr_decay": solver.lr_decay,
+    }
 
 
 def _norm_arrays(model: Any) -> list[dict[str, Any]]:

@@ -148,7 +148,7 @@ class Solver:
         self.verbose = bool(settings["verbose"])
         self.progress = settings["progress"]
         self.seed = settings["seed"]
-        self._parallel = parallel_for(settings["comm"], self)
+        self._parallel = parallel_for(settings["comm"], self, (self._train, self._val))
         self._reset()
 
     # ------------------------------------------------------------------ state

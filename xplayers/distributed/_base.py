@@ -3,13 +3,15 @@
 An engine implements ``_allreduce_sum_flat`` / ``_broadcast_flat`` on its
 native 1-d buffers, ``_allgather_object``, ``barrier`` and ``abort``; this
 class packs trees into those buffers, stages arrays the engine cannot take
-directly through the host, and checks that ranks agree on shapes.
+directly through the host, and checks that ranks agree on shapes and settings.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,8 @@ __all__ = ["Communicator", "DistributedError", "flush_output"]
 
 
 class DistributedError(RuntimeError):
-    """Ranks disagree on something they must share (a parameter's shape or dtype)."""
+    """Ranks disagree on something they must share: a parameter's shape or
+    dtype, a training setting, a data split's shape (see ``check_same``)."""
 
     __module__ = "xplayers.distributed"
 
@@ -96,29 +99,42 @@ class Communicator:
         self._check_root(root)
         return obj if self.size == 1 else self._allgather_object(obj)[root]
 
-    def check_same(self, tree: Any, name: str = "tree", what: str = "parameter") -> None:
+    def check_same(
+        self,
+        tree: Any,
+        name: str = "tree",
+        what: str = "parameter",
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         """Raise DistributedError on every rank unless all ranks' trees have
-        the same paths, shapes and dtypes (naming the differing ones and ranks);
-        paths in the message start with ``name``.
+        the same paths, shapes and dtypes and all ranks' ``settings`` (name ->
+        value, compared as text with dict keys sorted) the same values.
+
+        ONE exchange (an allgather of this rank's small description) serves
+        both, so every rank reaches the same verdict and none is left waiting.
+        The message names each differing setting or parameter (paths start
+        with ``name``) and groups the ranks by the value they hold.
         """
         if self.size == 1:
             return
-        mine = Packed(tree, name).signature()
+        mine = {("setting", key): _as_text(v) for key, v in (settings or {}).items()}
+        for path, (shape, dtype) in Packed(tree, name).signature().items():
+            mine[(what, path)] = f"shape {shape} {dtype}"
         every = self._allgather_object(mine)
-        problems = []
-        for path in sorted(set().union(*every)):
+        problems, counts = [], {}
+        for kind, key in dict.fromkeys(k for sig in every for k in sig):
             seen: dict[str, list[int]] = {}
             for r, sig in enumerate(every):
-                entry = sig.get(path)
-                text = "missing" if entry is None else f"shape {entry[0]} {entry[1]}"
-                seen.setdefault(text, []).append(r)
+                seen.setdefault(sig.get((kind, key), "missing"), []).append(r)
             if len(seen) > 1:
                 parts = "; ".join(f"{text} on ranks {ranks}" for text, ranks in seen.items())
-                problems.append(f"{what} {path}: {parts}")
+                problems.append(f"{kind} {key}: {parts}")
+                counts[kind] = counts.get(kind, 0) + 1
         if problems:
+            tally = " and ".join(f"{n} {kind}(s)" for kind, n in counts.items())
             raise DistributedError(
-                f"ranks disagree on {len(problems)} {what}(s) (rank {self.rank} of {self.size} "
-                f"reporting): " + " | ".join(problems)
+                f"ranks disagree on {tally} (rank {self.rank} of {self.size} reporting): "
+                + " | ".join(problems)
             )
 
     def barrier(self) -> None:
@@ -160,6 +176,31 @@ class Communicator:
     def _check_root(self, root: int) -> None:
         if not 0 <= int(root) < self.size:
             raise ValueError(f"root must be a rank in [0, {self.size}), got {root!r}")
+
+
+def _as_text(value: Any) -> str:
+    """``value`` as text that two ranks can compare: a string as it is, numbers
+    by value (3 and np.int64(3) agree), dicts with sorted keys, lists and tuples
+    alike, functions and classes by qualified name, anything else by repr."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return repr(float(value))
+    if isinstance(value, Mapping):
+        items = sorted((str(k), _inner_text(v)) for k, v in value.items())
+        return "{" + ", ".join(f"{k!r}: {v}" for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_inner_text(v) for v in value) + "]"
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+    return repr(value)
+
+
+def _inner_text(value: Any) -> str:
+    """``_as_text`` inside a dict or list, where strings keep their quotes."""
+    return repr(value) if isinstance(value, str) else _as_text(value)
 
 
 def flush_output() -> None:
