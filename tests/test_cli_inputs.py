@@ -175,16 +175,27 @@ def test_a_bad_environment_variable_is_a_usage_error(
     _usage_error(capsys, ["train", "--epochs", "1"], f"variable {variable}", repr(value), expected)
 
 
+def _small_cifar(folder: Path, bad_label: int | None = None) -> Path:
+    """Batches of 3 images; ``bad_label`` as data_batch_2's last label."""
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [0, 1, 2 if bad_label is None or name != "data_batch_2" else bad_label]
+        batch = {b"data": np.zeros((3, 3072), np.uint8), b"labels": labels}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    return folder
+
+
+def test_cifar_batches_too_short_for_the_split_name_data_dir(tmp_path, capsys) -> None:
+    folder = _small_cifar(tmp_path / "cifar-10-batches-py")
+    argv = ["train", "--dataset", "cifar10", "--data-dir", folder]
+    _usage_error(capsys, argv, "--data-dir", "exceeds the 15 rows available")
+
+
 # ------------------------------------------------- as the user runs them
 def test_crafted_files_end_in_one_line_not_a_traceback(bn_checkpoint, tmp_path) -> None:
     bomb = _bomb(tmp_path / "bomb.npy", (10**12, 64), 256)
     assert_clean_usage_error(run_cli("predict", bn_checkpoint, bomb), "INPUT.npy", "bomb.npy")
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        labels = [0, 1, 255] if name == "data_batch_2" else [0, 1, 2]
-        batch = {b"data": np.zeros((3, 3072), np.uint8), b"labels": labels}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    folder = _small_cifar(tmp_path / "cifar-10-batches-py", bad_label=255)
     proc = run_cli("train", "--dataset", "cifar10", "--data-dir", folder)
     assert_clean_usage_error(proc, "--data-dir", "data_batch_2", "label 2 is 255")
 

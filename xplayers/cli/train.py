@@ -239,8 +239,10 @@ def load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         return data.get_digits_data()
     try:
         return data.get_cifar10_data(args.data_dir)
-    except (FileNotFoundError, NotADirectoryError, data.DatasetError) as exc:
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise UsageError(parser, f"argument --data-dir: cannot read CIFAR-10: {exc}") from None
+    except ValueError as exc:  # a DatasetError, or batches too short for the split
+        raise UsageError(parser, f"argument --data-dir: {exc}") from None
 
 
 def _check_model_size(
