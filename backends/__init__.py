@@ -7,7 +7,9 @@
 - ``_ops``: what the standard lacks (random numbers, products into buffers,
   strided views, chunked work), forwarded to the array's adapter;
 - ``_policy`` / ``_workspace`` / ``_threads``: how work is chunked, buffered
-  and run on every core.
+  and run on every core;
+- ``_environment``: the ``XPLAYERS_*`` variables that tune them, parsed;
+- ``_errors``: ``BackendError`` and ``EnvironmentVariableError``.
 
 Importing this package imports no array library beyond NumPy and never
 initialises CUDA: each adapter probes its library only when asked.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 from ._base import Backend
 from ._devices import device_label, device_of, devices, on_device_of, parse_case, resolve_device
+from ._environment import THREADS_ENV, WORKSPACE_ENV, check_environment
+from ._errors import BackendError, EnvironmentVariableError
 from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
     fused_update,
@@ -33,7 +37,6 @@ from ._ops import (
 from ._policy import WorkPolicy
 from ._registry import (
     BACKEND_NAMES,
-    BackendError,
     available_backends,
     backend_of,
     default_backend,
@@ -44,7 +47,6 @@ from ._registry import (
 )
 from ._transfer import asarray, to_backend, to_numpy
 from ._workspace import (
-    WORKSPACE_ENV,
     Workspace,
     release_workspace,
     workspace_bytes,
@@ -53,14 +55,17 @@ from ._workspace import (
 
 __all__ = [
     "BACKEND_NAMES",
+    "THREADS_ENV",
     "WORKSPACE_ENV",
     "Backend",
     "BackendError",
+    "EnvironmentVariableError",
     "WorkPolicy",
     "Workspace",
     "asarray",
     "available_backends",
     "backend_of",
+    "check_environment",
     "default_backend",
     "describe",
     "describe_array",

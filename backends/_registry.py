@@ -10,15 +10,11 @@ import os
 from typing import Any
 
 from ._base import Backend
+from ._errors import BackendError, EnvironmentVariableError
 from .cupy_backend import CupyBackend
 from .numpy_backend import NumpyBackend
 from .strict_backend import StrictBackend
 from .torch_backend import TorchBackend
-
-
-class BackendError(ValueError):
-    """An unknown or unavailable backend, or arrays of several backends mixed."""
-
 
 _ADAPTERS: dict[str, Backend] = {
     b.name: b for b in (NumpyBackend(), CupyBackend(), TorchBackend(), StrictBackend())
@@ -61,7 +57,11 @@ def default_backend() -> str:
     """
     wanted = os.environ.get("XPLAYERS_BACKEND")
     if wanted:
-        return get_backend(wanted).name
+        try:
+            return get_backend(wanted).name
+        except BackendError as exc:
+            expected = "a backend available here"
+            raise EnvironmentVariableError("XPLAYERS_BACKEND", wanted, expected, str(exc)) from None
     return "cupy" if _ADAPTERS["cupy"].is_available() else "numpy"
 
 

@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from ._environment import threads_setting
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: Environment variable that overrides the number of chunk workers (1 = off).
-THREADS_ENV = "XPLAYERS_NUM_THREADS"
 
 _lock = threading.Lock()
 _worker = threading.local()  # .busy is True inside a pool worker
@@ -79,14 +78,8 @@ def workers() -> int:
     """How many chunks ``map_chunks`` runs at once (1 inside a pool worker)."""
     if getattr(_worker, "busy", False):
         return 1
-    env = os.environ.get(THREADS_ENV, "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}") from None
-        if n < 1:
-            raise ValueError(f"{THREADS_ENV} must be a positive integer, got {env!r}")
+    n = threads_setting()
+    if n is not None:
         return n if _blas() else 1
     return _configured_threads()
 

@@ -11,15 +11,14 @@ All kept arrays together stay within ``workspace_limit()`` bytes:
 
 from __future__ import annotations
 
-import os
 import threading
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-#: Environment variable: megabytes of work arrays kept between calls.
-WORKSPACE_ENV = "XPLAYERS_WORKSPACE_MB"
+from ._environment import workspace_mb_setting
+
 _DEFAULT_MB = 256
 
 _lock = threading.Lock()
@@ -28,16 +27,8 @@ _stores: dict[int, dict[tuple, Any]] = {}  # thread id -> that thread's kept arr
 
 def workspace_limit() -> int:
     """Bytes of work arrays kept between calls, all threads together."""
-    text = os.environ.get(WORKSPACE_ENV, "").strip()
-    if not text:
-        return _DEFAULT_MB << 20
-    try:
-        mb = float(text)
-    except ValueError:
-        mb = -1.0
-    if not mb >= 0:
-        raise ValueError(f"{WORKSPACE_ENV} must be a number of megabytes >= 0, got {text!r}")
-    return int(mb * (1 << 20))
+    mb = workspace_mb_setting()
+    return _DEFAULT_MB << 20 if mb is None else int(mb * (1 << 20))
 
 
 def workspace_bytes() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _codecs
 import os
 import pickle
 from pathlib import Path
@@ -9,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xplayers.data import get_cifar10_data, get_digits_data, load_cifar10, load_digits
+from xplayers import _cifar_batch
+from xplayers.data import (
+    DatasetError,
+    get_cifar10_data,
+    get_digits_data,
+    load_cifar10,
+    load_digits,
+)
 
 ROWS = 6  # rows per fake batch: 30 training images, 6 test images
 
@@ -107,9 +115,91 @@ def test_a_pickle_that_runs_code_is_refused(fake_cifar, tmp_path) -> None:
 
     with open(folder / "data_batch_3", "wb") as f:
         pickle.dump({b"data": Exploit(), b"labels": []}, f)
-    with pytest.raises(pickle.UnpicklingError, match=r"refusing to load posix\.mkdir|nt\.mkdir"):
+    with pytest.raises(DatasetError, match=r"data_batch_3.*refusing to load (posix|nt)\.mkdir"):
         load_cifar10(folder)
     assert not marker.exists()
+
+
+class _Call:
+    """Pickles as the call ``fn(*args)``: how a crafted file asks numpy for arrays."""
+
+    def __init__(self, fn, *args) -> None:
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return (self.fn, self.args)
+
+
+_U1 = np.dtype(np.uint8)
+_ROWS_OK = np.zeros((ROWS, 3072), np.uint8)
+_LABELS_OK = [0] * ROWS
+_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        # 10001 rows that are one byte, repeated by zero strides.
+        (
+            {b"data": _Call(np.ndarray, (10001, 3072), _U1, b"\0", 0, (0, 0)), b"labels": []},
+            "refusing numpy.ndarray",
+        ),
+        # An array of 2**40 bytes asked for before its data is seen.
+        (
+            {b"data": _Call(_multiarray._reconstruct, np.ndarray, (2**40,), b"b")},
+            r"refusing _reconstruct",
+        ),
+        ({b"data": _Call(_codecs.encode, "x", "rot13")}, r"refusing _codecs.encode"),
+        ({b"labels": _LABELS_OK}, "has no 'data' field"),
+        ({b"data": _ROWS_OK}, "has no 'labels' field"),
+        ([_ROWS_OK, _LABELS_OK], "holds a list, not a dict"),
+        ({b"data": _ROWS_OK, b"labels": _LABELS_OK[:-1]}, r"'labels' holds 5 labels for 6"),
+        ({b"data": _ROWS_OK[:, :100], b"labels": _LABELS_OK}, r"'data' has shape \(6, 100\)"),
+        ({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, r"'data' has shape \(0,"),
+        (
+            {b"data": _ROWS_OK.astype(np.float32), b"labels": _LABELS_OK},
+            "uint8 array, got a float32",
+        ),
+        ({b"data": _ROWS_OK, b"labels": [0, 1, 2, 255, 4, 5]}, "label 3 is 255; expected"),
+        ({b"data": _ROWS_OK, b"labels": [0, 1, -1, 3, 4, 5]}, "label 2 is -1"),
+        ({b"data": _ROWS_OK, b"labels": [0, 1.0, 2, 3, 4, 5]}, "label 1 is 1.0"),
+        ({b"data": _ROWS_OK, b"labels": np.zeros(ROWS, np.float64)}, "must hold integers"),
+    ],
+)
+def test_a_batch_that_is_not_one_is_a_dataset_error(fake_cifar, batch, message) -> None:
+    folder, _ = fake_cifar
+    (folder / "data_batch_3").write_bytes(pickle.dumps(batch, protocol=4))
+    with pytest.raises(DatasetError, match=message) as info:
+        load_cifar10(folder)
+    assert "data_batch_3" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_truncated_or_empty_batch_is_a_dataset_error(fake_cifar) -> None:
+    folder, _ = fake_cifar
+    path = folder / "test_batch"
+    whole = path.read_bytes()
+    for cut in (whole[: len(whole) // 2], b""):
+        path.write_bytes(cut)
+        with pytest.raises(DatasetError, match=r"test_batch.* is not a python batch"):
+            load_cifar10(folder)
+
+
+def test_a_batch_file_far_larger_than_cifar_is_refused_unread(fake_cifar, monkeypatch) -> None:
+    folder, _ = fake_cifar
+    monkeypatch.setattr(_cifar_batch, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(DatasetError, match=r"data_batch_1' is [0-9,]+ bytes; a batch is about"):
+        load_cifar10(folder)
+
+
+def test_integer_labels_of_numpy_arrays_and_scalars_load(fake_cifar) -> None:
+    folder, _ = fake_cifar
+    labels = np.arange(ROWS, dtype=np.uint8)
+    batch = {b"data": _ROWS_OK, b"labels": labels}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(batch, protocol=5))
+    (folder / "data_batch_3").write_bytes(pickle.dumps({**batch, b"labels": list(labels)}))
+    _, ytr, _, _ = load_cifar10(folder)
+    assert ytr[ROWS : 3 * ROWS].tolist() == list(range(ROWS)) * 2
 
 
 def test_load_digits() -> None:

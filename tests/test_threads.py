@@ -29,7 +29,7 @@ def blas_threads() -> int:
 @pytest.fixture
 def two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two chunk workers whatever the core count, so the parallel path runs."""
-    monkeypatch.setenv(_threads.THREADS_ENV, "2")
+    monkeypatch.setenv(backends.THREADS_ENV, "2")
 
 
 @needs_blas_control
@@ -123,7 +123,7 @@ def test_small_products_and_other_backends_are_one_matmul(backend, monkeypatch) 
 
 
 def test_one_worker_runs_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(_threads.THREADS_ENV, "1")
+    monkeypatch.setenv(backends.THREADS_ENV, "1")
     assert backends.work_policy(np.zeros(1)).workers == 1
     names = backends.map_chunks(lambda _: threading.current_thread().name, range(3), np.zeros(1))
     assert names == [threading.current_thread().name] * 3
@@ -131,7 +131,7 @@ def test_one_worker_runs_in_the_calling_thread(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize("bad", ["0", "two", "-3"])
 def test_bad_thread_count_names_the_variable(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
-    monkeypatch.setenv(_threads.THREADS_ENV, bad)
+    monkeypatch.setenv(backends.THREADS_ENV, bad)
     with pytest.raises(ValueError, match=rf"XPLAYERS_NUM_THREADS must be a positive int.*{bad}"):
         backends.map_chunks(lambda i: i, range(3), np.zeros(1))
 
@@ -214,9 +214,9 @@ def test_parallel_conv_matches_sequential_and_repeats_bit_for_bit(
     monkeypatch: pytest.MonkeyPatch, host_policy, case, conv_lowering: str
 ) -> None:
     host_policy(min_chunk_elements=0, chunk_images=3)
-    monkeypatch.setenv(_threads.THREADS_ENV, "1")
+    monkeypatch.setenv(backends.THREADS_ENV, "1")
     sequential, _ = conv_fb(case)
-    monkeypatch.setenv(_threads.THREADS_ENV, "2")
+    monkeypatch.setenv(backends.THREADS_ENV, "2")
     parallel, chunks = conv_fb(case)
     assert chunks >= 4
     for _ in range(5):

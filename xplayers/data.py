@@ -16,13 +16,14 @@ import gzip
 import importlib.resources
 import io
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["get_cifar10_data", "get_digits_data", "load_cifar10", "load_digits"]
+from ._cifar_batch import DatasetError, read_batch
+
+__all__ = ["DatasetError", "get_cifar10_data", "get_digits_data", "load_cifar10", "load_digits"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 _CIFAR_FOLDER = "cifar-10-batches-py"
@@ -31,38 +32,6 @@ _CIFAR_TEST = "test_batch"
 
 
 # ----------------------------------------------------------------- CIFAR-10
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays, and refuses anything else.
-
-    A pickle can run arbitrary code when loaded; the CIFAR batches only need
-    numpy's array reconstruction, so every other global is rejected.
-    """
-
-    _ALLOWED = frozenset(
-        {
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "scalar"),
-            ("numpy.core.numeric", "_frombuffer"),
-            ("numpy._core.numeric", "_frombuffer"),
-            ("_codecs", "encode"),
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(
-                f"refusing to load {module}.{name}: a CIFAR-10 batch holds only numpy arrays, "
-                "lists and strings"
-            )
-        if module.startswith("numpy.core.") and hasattr(np, "_core"):
-            module = "numpy._core." + module.split(".", 2)[2]  # NumPy 2 moved numpy.core
-        return super().find_class(module, name)
-
-
 def _cifar_folder(root: str | os.PathLike) -> Path:
     """``root`` itself or ``root/cifar-10-batches-py``, whichever holds the batches."""
     root = Path(root).expanduser()
@@ -83,27 +52,7 @@ def _load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(
             f"CIFAR-10 batch {str(path)!r} is missing; re-download {CIFAR10_URL} and unpack it"
         )
-    with open(path, "rb") as f:
-        # 'bytes' keeps the Python 2 strings of the original files as bytes
-        # (keys b'data', b'labels'); arrays load the same either way.
-        batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-
-    def field(key: str) -> Any:
-        for k in (key.encode(), key):
-            if k in batch:
-                return batch[k]
-        raise KeyError(f"{str(path)!r} has no {key!r} entry: not a CIFAR-10 python batch")
-
-    data = np.asarray(field("data"), dtype=np.uint8)
-    labels = np.asarray(field("labels"), dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"{str(path)!r}: expected data (N, 3072) and N labels, "
-            f"got data {data.shape} and {labels.shape[0]} labels"
-        )
-    # Each row is the red plane, then green, then blue, each 32x32 row-major:
-    # exactly C-order (3, 32, 32), so the reshape is NCHW with no transpose.
-    return data.reshape(-1, 3, 32, 32), labels
+    return read_batch(path)
 
 
 def _load_cifar10_uint8(root: str | os.PathLike) -> tuple[np.ndarray, ...]:
@@ -124,7 +73,9 @@ def load_cifar10(
     32), ``yte`` (10000,): images NCHW with pixel values 0..255 as ``dtype``
     (float32 by default: half the memory of CS231n's float64, 600 MB for the
     training set), labels int64. FileNotFoundError says where to get the data
-    when the folder is missing.
+    when the folder is missing; ``DatasetError`` (a ValueError) names the file
+    and field of a batch that is not one (truncated, wrong shape or dtype, a
+    label outside 0..9, a pickle that asks for more than plain arrays).
     """
     Xtr, ytr, Xte, yte = _load_cifar10_uint8(root)
     return Xtr.astype(dtype), ytr, Xte.astype(dtype), yte

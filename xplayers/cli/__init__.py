@@ -12,8 +12,9 @@ the backends, compare backends.
 
 Each subcommand is a module here with ``add_parser(sub)`` and ``run(args,
 parser)``. User mistakes (a bad flag value, an unavailable backend, a missing
-data folder) end with an argparse-style message and exit status 2, never
-with a traceback; a run that diverges ends with status 1 and says so.
+data folder, a bad data file or ``XPLAYERS_*`` variable) end with an
+argparse-style message and exit status 2, never with a traceback; a run
+that diverges ends with status 1 and says so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import backends
 from . import evaluate, list_backends, parity, predict, train
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
@@ -44,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _usage_error(parser: argparse.ArgumentParser, exc: Exception) -> int:
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``xplayers`` command with ``argv`` (default: ``sys.argv[1:]``); return the
     exit status (0 success, 1 a failed run, 2 bad arguments)."""
@@ -51,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # to print a resume command
+        backends.check_environment()  # a bad XPLAYERS_* value fails now, not mid-run
         return args.handler(args, args.subparser)
     except UsageError as exc:
-        exc.parser.print_usage(sys.stderr)
-        print(f"{exc.parser.prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(exc.parser, exc)
+    except backends.EnvironmentVariableError as exc:  # read by the backends during the run
+        return _usage_error(args.subparser, exc)
     except SystemExit as exc:  # argparse's own errors, --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED
     except KeyboardInterrupt:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import backends
@@ -11,6 +15,8 @@ from .. import backends
 EXIT_USAGE = 2  # argparse's own status for bad arguments
 EXIT_FAILED = 1  # the run itself failed (diverged)
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (128 + SIGINT), as shells report it
+#: Image formats --plot writes (matplotlib picks the format from the suffix).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
 
 
 class UsageError(Exception):
@@ -115,10 +121,8 @@ def resolve_placement(args: argparse.Namespace, parser: argparse.ArgumentParser)
     """The backend and device object of --backend/--device, checked usable, or a usage
     error with the reason."""
     if args.backend is None:
-        try:
-            backend = backends.default_backend()
-        except backends.BackendError as exc:  # a bad XPLAYERS_BACKEND value
-            raise UsageError(parser, f"environment variable XPLAYERS_BACKEND: {exc}") from None
+        # A bad XPLAYERS_BACKEND raises EnvironmentVariableError, which main() reports.
+        backend = backends.default_backend()
     else:
         backend = args.backend
         reason = backends.unavailable_reason(backend)
@@ -133,3 +137,34 @@ def resolve_placement(args: argparse.Namespace, parser: argparse.ArgumentParser)
         return backend, backends.resolve_device(backend, args.device)
     except backends.BackendError as exc:
         raise UsageError(parser, f"argument --device: {exc}") from None
+
+
+def check_output_path(
+    parser: argparse.ArgumentParser, flag: str, path: Path | None, suffixes: Sequence[str] = ()
+) -> None:
+    """The one rule for every file a command writes (--plot, --output, --checkpoint),
+    checked before any work so that a run never fails at its end: the folder must
+    exist (none is created), the path must not be a folder, its suffix one of
+    ``suffixes`` (any case) when given, and a test file must be writable there."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(parser, f"argument {flag}: {str(path)!r} is a directory, not a file")
+    if suffixes and path.suffix.lower() not in suffixes:
+        names = ", ".join(f"FILE{s}" for s in suffixes)
+        raise UsageError(parser, f"argument {flag}: {str(path)!r}: expected a file name {names}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(
+            parser, f"argument {flag}: folder {str(parent)!r} does not exist (create it first)"
+        )
+    # A real write: access() says yes to root, and a read-only mount says no late.
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            parser, f"argument {flag}: cannot write files in {str(parent)!r}: {exc.strerror}"
+        ) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(parser, f"argument {flag}: {str(path)!r} is read-only")

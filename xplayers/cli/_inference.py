@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,41 @@ def scores(model: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
         for i in range(0, X.shape[0], batch_size)
     ]
     if not parts:
-        return np.zeros((0, _num_classes(model)), dtype=model.dtype)
+        return np.zeros((0, model.init_args["num_classes"]), dtype=model.dtype)
     return np.concatenate(parts)
 
 
-def _num_classes(model: Any) -> int:
-    last = max((k for k in model.params if k.startswith("b")), key=lambda k: int(k[1:] or 0))
-    return int(model.params[last].shape[0])
+def row_shape_error(model: Any, row_shape: tuple[int, ...]) -> str | None:
+    """Why rows of ``row_shape`` cannot go into ``model`` (None when they can): a
+    fully connected net takes any row of ``input_dim`` values, a conv net rows of
+    exactly its (C, H, W)."""
+    want = model.init_args["input_dim"]
+    name = type(model).__name__
+    if isinstance(want, (tuple, list)):
+        if tuple(row_shape) != tuple(want):
+            return f"rows of shape {tuple(row_shape)}; {name} takes rows of shape {tuple(want)}"
+    elif math.prod(row_shape) != want:
+        return (
+            f"rows of {math.prod(row_shape)} values (shape {tuple(row_shape)}); "
+            f"{name} takes rows of {want} values"
+        )
+    return None
+
+
+def rows_text(rows: np.ndarray, total: int) -> str:
+    """'2 of 10 rows (3, 7)': how many, and the first few indices."""
+    first = ", ".join(map(str, rows[:5].tolist())) + (", ..." if rows.size > 5 else "")
+    return f"{rows.size} of {total} rows ({first})"
+
+
+def predicted_labels(parser: argparse.ArgumentParser, flag: str, s: np.ndarray) -> np.ndarray:
+    """The class of each row of scores ``s`` (N, C) as int64, or a usage error naming
+    ``flag`` when a row's scores are NaN or infinite (argmax would call it class 0)."""
+    bad = np.flatnonzero(~np.isfinite(s).all(axis=1))
+    if bad.size:
+        raise UsageError(
+            parser,
+            f"argument {flag}: the model's scores are NaN or infinite for "
+            f"{rows_text(bad, len(s))}; no class can be read from them",
+        )
+    return np.argmax(s, axis=1).astype(np.int64)

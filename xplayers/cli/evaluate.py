@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import UsageError
-from ._inference import add_model_arguments, load_checkpoint_model, scores
+from ._inference import add_model_arguments, load_checkpoint_model, predicted_labels, scores
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,11 +62,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     data = load_data(args, parser)
     X, y = data[f"X_{args.split}"], np.asarray(data[f"y_{args.split}"])
     try:
-        predicted = np.argmax(scores(model, X, args.batch_size), axis=1)
+        s = scores(model, X, args.batch_size)
     except (ValueError, TypeError) as exc:
         raise UsageError(
             parser, f"argument --dataset: the {dataset} data does not fit the model: {exc}"
         ) from None
+    predicted = predicted_labels(parser, "CHECKPOINT", s)
     accuracy = float(np.mean(predicted == y)) if y.size else 0.0
     print(f"{args.split} accuracy: {accuracy:.4f} ({y.size} rows of {dataset})")
     return 0

@@ -14,7 +14,14 @@ from typing import Any
 
 from .. import backends
 from ..defaults import UPDATE_RULES
-from ._common import EXIT_FAILED, UsageError, positive_int
+from ._common import (
+    EXIT_FAILED,
+    PLOT_SUFFIXES,
+    UsageError,
+    check_output_path,
+    non_negative_int,
+    positive_int,
+)
 
 
 def _default_cases() -> str:
@@ -52,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="(default: %(default)s; adam turns the rounding noise of zero gradients, "
         "such as a bias before batch norm, into full-size steps)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and batches")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the weights and batches (default: %(default)s)")  # fmt: skip
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="write the differences, on a log scale, to this image")  # fmt: skip
     p.set_defaults(handler=run, subparser=p)
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Compare, print the tables, plot; status 1 over the tolerance."""
     from ..parity import compare
 
+    check_output_path(parser, "--plot", args.plot, PLOT_SUFFIXES)
     cases = _cases(args, parser)
     try:
         report = compare(cases, args.model, args.iterations, args.dtype, args.update_rule,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import itertools
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ from ..defaults import (
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    PLOT_SUFFIXES,
     UsageError,
     add_placement_arguments,
+    check_output_path,
     decay,
     hidden_dims,
     keep_probability,
@@ -174,29 +177,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
+#: Weights the command line builds at most (400 MB of float32 before gradients and
+#: optimizer moments; the course's networks have under a million).
+MAX_PARAMETERS = 100_000_000
+
+
 def _dims_text(dims: tuple[int, ...]) -> str:
     return ",".join(map(str, dims))
-
-
-def _check_output_path(parser: argparse.ArgumentParser, flag: str, path: Path | None) -> None:
-    """Fail before training, not after, when an output cannot be written."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageError(parser, f"argument {flag}: {str(path)!r} is a directory, not a file")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(parser, f"argument {flag}: folder {str(parent)!r} does not exist")
-    # A real write: access() says yes to root, and a read-only mount says no late.
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-        if path.exists() and not os.access(path, os.W_OK):
-            raise PermissionError(f"{str(path)!r} is read-only")
-    except OSError as exc:
-        raise UsageError(
-            parser, f"argument {flag}: cannot write to {str(path)!r}: {exc.strerror or exc}"
-        ) from None
 
 
 def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -241,10 +228,8 @@ def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
                 f"argument --resume: {', '.join(fixed)} cannot change when resuming; "
                 "the run continues with the checkpoint's optimizer settings",
             )
-    _check_output_path(parser, "--checkpoint", args.checkpoint)
-    _check_output_path(parser, "--plot", args.plot)
-    if args.plot is not None and args.plot.suffix.lower() not in {".png", ".pdf", ".svg", ".jpg"}:
-        raise UsageError(parser, "argument --plot: use a .png (or .pdf, .svg, .jpg) file name")
+    check_output_path(parser, "--checkpoint", args.checkpoint)
+    check_output_path(parser, "--plot", args.plot, PLOT_SUFFIXES)
 
 
 def load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -256,16 +241,48 @@ def load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         return data.get_cifar10_data(args.data_dir)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise UsageError(parser, f"argument --data-dir: cannot read CIFAR-10: {exc}") from None
+    except ValueError as exc:  # a DatasetError, or batches too short for the split
+        raise UsageError(parser, f"argument --data-dir: {exc}") from None
+
+
+def _check_model_size(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, input_shape: tuple, classes: int
+) -> None:
+    """Refuse, before allocating, a model over MAX_PARAMETERS weights: counted from
+    its weight matrices (the conv's filters and the norm scales are a rounding error)."""
+    from xplayers.models import ThreeLayerConvNet
+
+    if args.model == "cnn":
+        hidden = args.hidden_dims[0] if args.hidden_dims else DEFAULT_CNN_HIDDEN
+        filters = inspect.signature(ThreeLayerConvNet).parameters["num_filters"].default
+        pooled = filters * (input_shape[1] // 2) * (input_shape[2] // 2)
+        dims = [pooled, hidden, classes]
+    else:
+        dims = [math.prod(input_shape), *(args.hidden_dims or DEFAULT_HIDDEN_DIMS), classes]
+    count = sum(a * b + b for a, b in itertools.pairwise(dims))
+    if count > MAX_PARAMETERS:
+        size = count * np.dtype(args.dtype).itemsize / 2**30
+        raise UsageError(
+            parser,
+            f"argument --hidden-dims: {_dims_text(dims[1:-1])} on {args.dataset} makes "
+            f"{count:,} parameters ({size:,.1f} GiB of {args.dtype} weights, and as much "
+            f"again for each gradient and optimizer moment); the limit is {MAX_PARAMETERS:,}",
+        )
 
 
 def _build_model(
-    args: argparse.Namespace, data: dict[str, Any], backend: str, device: Any
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    data: dict[str, Any],
+    backend: str,
+    device: Any,
 ) -> tuple[Any, str]:
     """The model the flags ask for, sized from the data, and a one-line description."""
     from xplayers.models import FullyConnectedNet, ThreeLayerConvNet
 
     input_shape = tuple(data["X_train"].shape[1:])
     num_classes = int(backends.to_numpy(data["y_train"]).max()) + 1
+    _check_model_size(args, parser, input_shape, num_classes)
     common = dict(
         num_classes=num_classes,
         reg=args.reg,
@@ -366,7 +383,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"argument --batch-size: {args.batch_size} is larger than the {n_train} "
             f"training rows of {args.dataset}",
         )
-    model, model_text = _build_model(args, data, backend, device)
+    model, model_text = _build_model(args, parser, data, backend, device)
     n_test = len(data["y_test"]) if "y_test" in data else 0
     say(f"model: {model_text}, {args.dtype}")
     say(
