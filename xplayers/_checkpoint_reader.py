@@ -131,7 +131,9 @@ class Reader:
             self.check(name, "str", f"{where}[{i}]")
             key = f"{prefix}/{name}"
             if key not in self.tensors:
-                raise self.fail(f"{where} names {short(name)} but the file has no tensor {key!r}")
+                raise self.fail(
+                    f"{where} names {short(name)} but the file has no tensor {short(key)}"
+                )
             self.used.add(key)
             out[name] = self.tensors[key]
         return out

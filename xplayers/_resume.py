@@ -117,7 +117,8 @@ def resume(cls: type, path: str | os.PathLike, model: Any, data: dict, kwargs: d
         # Each step draws batch_size row indices: a file must not choose the allocation.
         raise CheckpointError(
             f"checkpoint {name!r}: solver['settings']['batch_size'] = {solver.batch_size} is "
-            f"larger than the {solver._train.n} rows of X_train; pass batch_size=... to resume"
+            f"larger than the {solver._train.n} rows of X_train (Solver.resume(..., "
+            "batch_size=...) overrides it)"
         )
     _apply(solver, name, state)
     return solver
