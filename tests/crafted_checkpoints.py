@@ -108,6 +108,13 @@ def _no_optim_entry(meta: Meta, tensors: Tensors, tmp: Path) -> None:
         del tensors[k]
 
 
+def _value_for_a_state_array(meta: Meta, tensors: Tensors, tmp: Path) -> None:
+    config = meta["solver"]["optim_configs"]["W1"]
+    config["arrays"].remove("m")
+    config["values"]["m"] = 0.5
+    del tensors["optim/W1/m"]
+
+
 def _big_best_norm(meta: Meta, tensors: Tensors, tmp: Path) -> None:
     tensors["best_norm/0/running_mean"] = np.zeros(7, dtype=np.float32)
 
@@ -148,6 +155,7 @@ CRAFTS: dict[str, tuple[Callable[[Meta, Tensors, Path], Any], str]] = {
         _set("solver", "optim_configs", "W2", "values", "beta2", value=1.5),
         "beta2",
     ),
+    "optim_state_as_a_number": (_value_for_a_state_array, "['m']"),
     "history_huge_int": (_set("solver", "loss_history", value=[10**400]), "loss"),
     "acc_histories_differ": (_set("solver", "acc_iterations", value=[]), "acc_iterations"),
 }
