@@ -211,7 +211,7 @@ def test_malformed_files_raise_checkpoint_error_naming_the_file(tmp_path) -> Non
     for name, (m, match) in {
         "no_model": (no_model, "lacks 'model'"),
         "version": (wrong_version, "format version 99"),
-        "bad_type": (bad_type, r"\['reg'\] must be a number"),
+        "bad_type": (bad_type, r"\['reg'\] must be a finite number"),
         "unlisted": (unlisted, "not listed in its metadata"),
     }.items():
         path = tmp_path / f"{name}.safetensors"

@@ -1,4 +1,5 @@
-"""`xplayers evaluate`, `xplayers predict` and the training guards, in process."""
+"""`xplayers evaluate`, `xplayers predict` and the training guards, in process; crafted
+checkpoints through `evaluate` and `train --resume` (in process, and three fresh-process runs)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
+from crafted_checkpoints import CRAFTS, craft, read, write
+from subprocess_helpers import assert_clean_usage_error, run_cli
 
 import xplayers.backends as backends
 from xplayers.cli import main
@@ -51,8 +54,9 @@ def _usage_error(capsys, argv, *needles) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error:" in err
+    message = err.strip().splitlines()[-1]  # argparse's usage lines, then one error line
     for needle in needles:
-        assert needle in err, (needle, err)
+        assert needle in message, (needle, err)
 
 
 def test_bad_checkpoints_and_inputs_are_usage_errors(trained, tmp_path, capsys) -> None:
@@ -127,3 +131,57 @@ def test_an_interrupted_run_names_its_checkpoint_and_the_resume_command(
     err = capsys.readouterr().err
     assert f"latest checkpoint: {name}_epoch_1.safetensors (epoch 1)" in err
     assert f"resume with: xplayers train --epochs 3 --quiet --checkpoint {name} --resume " in err
+
+
+_SMALL_NET = ["--hidden-dims", "16,8", "--normalization", "batchnorm", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory) -> dict[str, object]:
+    """Each crafted file, made from a small batch-norm run of the command line."""
+    folder = tmp_path_factory.mktemp("crafted")
+    argv = ["train", *_SMALL_NET, "--epochs", "2", "--checkpoint", str(folder / "b")]
+    assert main(argv) == 0
+    good = folder / "b_epoch_2.safetensors"
+    return {"good": good, **{name: craft(good, name, folder) for name in CRAFTS}}
+
+
+def test_crafted_checkpoints_are_one_line_usage_errors(crafted, capsys) -> None:
+    for name, (_, field) in CRAFTS.items():
+        path = str(crafted[name])
+        resume = ["train", *_SMALL_NET, "--resume", path, "--epochs", "3"]
+        _usage_error(capsys, resume, "argument --resume", path, field)
+        if name != "settings_batch_size_huge":  # fine for a model, wrong for the data only
+            _usage_error(capsys, ["evaluate", path], "argument CHECKPOINT", path, field)
+    assert not (crafted["good"].parent / "elsewhere").exists()
+
+
+def test_evaluate_refuses_recorded_data_that_are_not_strings(crafted, tmp_path, capsys) -> None:
+    meta, tensors = read(crafted["good"])
+    for key, value in (("data_dir", 123), ("dataset", ["digits"])):
+        path = write(tmp_path / f"{key}.safetensors", {**meta, "info": {key: value}}, tensors)
+        _usage_error(capsys, ["evaluate", str(path)], str(path), f"info['{key}']")
+
+
+def test_a_folder_where_a_checkpoint_goes_fails_before_training(crafted, tmp_path, capsys) -> None:
+    (tmp_path / "run_epoch_0.safetensors").mkdir()
+    argv = ["train", "--epochs", "1", "--quiet", "--checkpoint", str(tmp_path / "run")]
+    _usage_error(capsys, argv, "argument --checkpoint", "run_epoch_0.safetensors' is a directory")
+    good = crafted["good"]
+    (good.parent / "b_epoch_3.safetensors").mkdir()
+    resume = ["train", *_SMALL_NET, "--resume", str(good), "--epochs", "3"]
+    _usage_error(capsys, resume, "argument --resume", "b_epoch_3.safetensors' is a directory")
+    (good.parent / "b_epoch_3.safetensors").rmdir()
+
+
+def test_crafted_checkpoints_in_a_fresh_process(crafted, tmp_path) -> None:
+    wide = str(crafted["hidden_dims_1e6"])  # 7.28 TiB of weights, once
+    assert_clean_usage_error(run_cli("evaluate", wide), "argument CHECKPOINT", wide, "init_args")
+    elsewhere = str(crafted["settings_write_elsewhere"])
+    proc = run_cli("train", *_SMALL_NET, "--resume", elsewhere, "--epochs", "3")
+    assert_clean_usage_error(proc, "argument --resume", "checkpoint_name")
+    assert not (crafted["good"].parent / "elsewhere").exists()
+    (tmp_path / "r_epoch_0.safetensors").mkdir()
+    proc = run_cli("train", "--epochs", "1", "--checkpoint", tmp_path / "r")
+    assert_clean_usage_error(proc, "argument --checkpoint", "is a directory")
+    assert len(proc.stderr.strip().splitlines()[-1]) < 400

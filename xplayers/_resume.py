@@ -14,57 +14,31 @@ from pathlib import Path
 from typing import Any
 
 from . import backends, checkpoint
-from ._checkpoint_layout import CheckpointError, CheckpointMismatch, model_class_name
+from ._checkpoint_fit import check_fits
+from ._checkpoint_layout import CheckpointError
+from ._checkpoint_reader import short
 
 
 def save_solver(solver: Any) -> None:
     """Write ``{checkpoint_name}_epoch_{epoch}.safetensors`` if the solver has a name.
 
     Without ``keep_checkpoints`` the file of the previous check is removed
-    once the new one is in place, so only the latest stays.
+    once the new one is in place, so only the latest stays; a file of another
+    name (one a run under another name was resumed from) is never removed.
     """
     if solver.checkpoint_name is None:
         return
     path = checkpoint.epoch_path(solver.checkpoint_name, solver.epoch)
     checkpoint.save(path, solver.model, solver, info=solver.checkpoint_info)
     previous, solver.last_checkpoint = solver.last_checkpoint, path
-    if not solver.keep_checkpoints and previous is not None and previous != path:
+    name = checkpoint.checkpoint_name_of
+    if (
+        not solver.keep_checkpoints
+        and previous is not None
+        and previous != path
+        and name(previous) == name(path)
+    ):
         previous.unlink(missing_ok=True)
-
-
-def check_fits(name: str, state: dict, model: Any, dtypes: bool = True) -> None:
-    """CheckpointError naming every difference between the file's model and ``model``:
-    its class, parameter names, shapes and (with ``dtypes``) dtypes."""
-    saved = state["model"]
-    problems = []
-    cls = model_class_name(type(model))
-    if saved["class"] != cls:
-        problems.append(f"the file holds a {saved['class']}, the model is a {cls}")
-    params = model.params
-    missing = sorted(set(saved["params"]) - set(params))
-    extra = sorted(set(params) - set(saved["params"]))
-    if missing:
-        problems.append(f"params {missing} are in the file but not in the model")
-    if extra:
-        problems.append(f"params {extra} are in the model but not in the file")
-    for k, v in saved["params"].items():
-        if k not in params:
-            continue
-        ours = tuple(params[k].shape)
-        if tuple(v.shape) != ours:
-            problems.append(f"{k} has shape {tuple(v.shape)} in the file, {ours} in the model")
-        ours_dtype = backends.numpy_dtype(params[k].dtype)
-        if dtypes and v.dtype != ours_dtype:
-            problems.append(f"{k} is {v.dtype} in the file, {ours_dtype} in the model")
-    ours_norm = len(getattr(model, "norm_params", []))
-    if len(saved["norm_params"]) != ours_norm:
-        problems.append(
-            f"the file has {len(saved['norm_params'])} normalisation layers, the model {ours_norm}"
-        )
-    if problems:
-        raise CheckpointMismatch(
-            f"checkpoint {name!r} does not fit the model: {'; '.join(problems)}"
-        )
 
 
 def _solver_state(name: str, state: dict) -> dict:
@@ -79,8 +53,11 @@ def _solver_state(name: str, state: dict) -> dict:
 def load_into(solver: Any, path: str | os.PathLike) -> None:
     """Load the checkpoint at ``path`` into ``solver`` and its model, to continue with
     ``train()``; the model keeps its backend."""
-    name = str(path)
-    state = checkpoint.load(path)
+    _apply(solver, str(path), checkpoint.load(path))
+
+
+def _apply(solver: Any, name: str, state: dict) -> None:
+    """Put a loaded checkpoint's state into ``solver`` and its model."""
     s = _solver_state(name, state)
     model = solver.model
     check_fits(name, state, model)
@@ -94,15 +71,11 @@ def load_into(solver: Any, path: str | os.PathLike) -> None:
         warnings.warn(
             f"checkpoint {name!r} was trained on {s['num_train']} rows, X_train has "
             f"{solver._train.n}: the run will not repeat the original one",
-            stacklevel=3,
+            stacklevel=4,
         )
-    try:
-        solver._batch_rng.bit_generator.state = s["rng"]["batch"]
-        solver._eval_rng.bit_generator.state = s["rng"]["eval"]
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"checkpoint {name!r} has an invalid generator state: {exc}"
-        ) from None
+    # The file's generator states are checked integers within PCG64's bounds.
+    solver._batch_rng.bit_generator.state = s["rng"]["batch"]
+    solver._eval_rng.bit_generator.state = s["rng"]["eval"]
     solver.optim_configs = backends.to_backend(s["optim_configs"], backend, device=device)
     solver.epoch, solver.iteration = s["epoch"], s["iteration"]
     solver._pending = []
@@ -113,11 +86,16 @@ def load_into(solver: Any, path: str | os.PathLike) -> None:
     solver.best_val_acc = float(s["best_val_acc"])
     solver.best_params = backends.to_backend(s["best_params"], backend, device=device)
     solver._best_norm_params = backends.to_backend(s["best_norm_params"], backend, device=device)
-    solver.last_checkpoint = Path(path)
+    solver.last_checkpoint = Path(name)
 
 
 def resume(cls: type, path: str | os.PathLike, model: Any, data: dict, kwargs: dict) -> Any:
-    """``Solver.resume``: a solver of class ``cls`` continuing the run saved at ``path``."""
+    """``Solver.resume``: a solver of class ``cls`` continuing the run saved at ``path``.
+
+    The file is read once. Its settings are the documented ones only (checked by
+    the reader); where to write checkpoints, and whether to keep them, come from
+    ``kwargs``, never from the file.
+    """
     name = str(path)
     state = checkpoint.load(path)
     s = _solver_state(name, state)
@@ -126,7 +104,7 @@ def resume(cls: type, path: str | os.PathLike, model: Any, data: dict, kwargs: d
     if s["update_rule"] is None and "update_rule" not in kwargs:
         raise ValueError(
             f"checkpoint {name!r} was trained with the callable update rule "
-            f"{s['update_rule_repr']!r}: pass it again as update_rule=..."
+            f"{short(s['update_rule_repr'])}: pass it again as update_rule=..."
         )
     settings.update(kwargs)
     if settings["num_epochs"] < s["epoch"]:
@@ -135,5 +113,12 @@ def resume(cls: type, path: str | os.PathLike, model: Any, data: dict, kwargs: d
             f"checkpoint {name!r} has already trained"
         )
     solver = cls(model, data, **settings)
-    load_into(solver, path)
+    if "batch_size" not in kwargs and solver.batch_size > solver._train.n:
+        # Each step draws batch_size row indices: a file must not choose the allocation.
+        raise CheckpointError(
+            f"checkpoint {name!r}: solver['settings']['batch_size'] = {solver.batch_size} is "
+            f"larger than the {solver._train.n} rows of X_train (Solver.resume(..., "
+            "batch_size=...) overrides it)"
+        )
+    _apply(solver, name, state)
     return solver

@@ -31,14 +31,9 @@ import safetensors
 import safetensors.numpy
 
 from . import backends
-from ._checkpoint_layout import (
-    FORMAT,
-    VERSION,
-    CheckpointError,
-    CheckpointMismatch,
-    pack,
-    unpack,
-)
+from ._checkpoint_fit import check_consistent
+from ._checkpoint_layout import FORMAT, VERSION, CheckpointError, CheckpointMismatch, pack
+from ._checkpoint_reader import clip, short, unpack
 
 __all__ = [
     "FORMAT",
@@ -96,7 +91,8 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     "train_acc_history", "val_acc_history", "acc_iterations",
     "best_val_acc", "optim_configs", "best_params", "best_norm_params"}}``.
     FileNotFoundError if there is no file; CheckpointError naming the file
-    for anything that is not a whole checkpoint of this format.
+    and the field for anything that is not a whole, consistent checkpoint of
+    this format (``_checkpoint_reader`` and ``_checkpoint_fit`` list the checks).
     """
     path = Path(path)
     name = str(path)
@@ -115,16 +111,43 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             f"format version {VERSION} were pickles: retrain, or convert them yourself "
             "if you trust the file)"
         )
+    metadata, tensors = _read(path, name)
+    state = unpack(name, tensors, metadata)
+    check_consistent(name, state)
+    return state
+
+
+#: The tensor dtypes of a checkpoint (safetensors' names): the floating ones xplayers computes in.
+TENSOR_DTYPES = ("F16", "F32", "F64")
+_MAX_NDIM = 8
+
+
+def _read(path: Path, name: str) -> tuple[dict[str, str] | None, dict[str, np.ndarray]]:
+    """The metadata and the tensors of a safetensors file; a tensor of a dtype or rank no
+    checkpoint holds is refused before it is read."""
     try:
         with safetensors.safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            layout = {k: (f.get_slice(k).get_dtype(), f.get_slice(k).get_shape()) for k in f.keys()}
+            odd = [
+                k
+                for k, (dtype, shape) in layout.items()
+                if dtype not in TENSOR_DTYPES or len(shape) > _MAX_NDIM
+            ]
+            tensors = {} if odd else {k: f.get_tensor(k) for k in layout}
     except (safetensors.SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{name!r} is not a readable safetensors checkpoint (truncated, or another "
-            f"kind of file): {exc}"
+            f"kind of file): {clip(str(exc))}"
         ) from None
-    return unpack(name, tensors, metadata)
+    if odd:
+        dtype, shape = layout[odd[0]]
+        raise CheckpointError(
+            f"checkpoint {name!r} is malformed: tensor {short(odd[0])} is {short(dtype)} of "
+            f"{len(shape)} dimensions; a checkpoint holds {', '.join(TENSOR_DTYPES)} tensors "
+            f"of at most {_MAX_NDIM} dimensions"
+        )
+    return metadata, tensors
 
 
 def load_model(path: str | os.PathLike, backend: str | None = None, device: Any = None) -> Any:
@@ -132,7 +155,10 @@ def load_model(path: str | os.PathLike, backend: str | None = None, device: Any 
     holding the best parameters of the run (its last ones if no solver wrote the file).
 
     Only model classes already defined in this process (subclasses of
-    ``xplayers.models.Model``) can be rebuilt; nothing is imported by name.
+    ``xplayers.models.Model``) that can tell their shapes from their arguments
+    (``Model.state_shapes``) are rebuilt, and only once ``load`` has found the
+    file's constructor arguments to describe its tensors: the model costs what
+    the file holds. Nothing is imported by name.
     """
     from .models._base import MODEL_CLASSES
 
@@ -141,13 +167,18 @@ def load_model(path: str | os.PathLike, backend: str | None = None, device: Any 
     cls = MODEL_CLASSES.get(m["class"])
     if cls is None:
         raise CheckpointError(
-            f"checkpoint {name!r} holds a {m['class']}, which is not a model class defined "
+            f"checkpoint {name!r} holds a {short(m['class'])}, which is not a model class defined "
             f"here (known: {sorted(MODEL_CLASSES)}); import the module that defines it first"
         )
-    if m["init_args"] is None:
+    if m["init_args"] is None or cls.state_shapes(m["init_args"]) is None:
         raise CheckpointError(
-            f"checkpoint {name!r} does not record the constructor arguments of its "
-            f"{m['class']}: build the model yourself and use Solver.resume"
+            f"checkpoint {name!r}: its {m['class']} "
+            + (
+                "does not record its constructor arguments"
+                if m["init_args"] is None
+                else "cannot tell its parameters' shapes from its arguments (no _state_shapes)"
+            )
+            + ": build the model yourself and use Solver.resume"
         )
     kwargs = {**m["init_args"], "backend": backend}
     if "device" in inspect.signature(cls).parameters:
@@ -159,8 +190,8 @@ def load_model(path: str | os.PathLike, backend: str | None = None, device: Any 
         model = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
-            f"checkpoint {name!r}: its {m['class']} arguments {m['init_args']} do not build "
-            f"a model: {exc}"
+            f"checkpoint {name!r}: its {m['class']} arguments {short(m['init_args'])} do not "
+            f"build a model: {clip(str(exc))}"
         ) from None
     finally:
         np.random.set_state(saved)  # noqa: NPY002
@@ -169,9 +200,6 @@ def load_model(path: str | os.PathLike, backend: str | None = None, device: Any 
     if solver is not None and solver["best_params"]:
         params = solver["best_params"]
         norm = norm if solver["best_norm_params"] is None else solver["best_norm_params"]
-    from ._resume import check_fits
-
-    check_fits(name, state, model, dtypes=False)
     model.load_state_dict({"params": params, "norm_params": norm, "reg": m["reg"]})
     return model
 

@@ -167,6 +167,17 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
 
 
 _RULES = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
+#: The state arrays (shaped like w) each built-in rule keeps in its config; the
+#: rest of a config is numbers (``t``, Adam's step count, an integer).
+STATE_ARRAYS: dict[str, tuple[str, ...]] = {
+    "sgd": (),
+    "sgd_momentum": ("velocity",),
+    "rmsprop": ("cache",),
+    "adam": ("m", "v"),
+}
+#: Config numbers that must lie in [low, high) for the arithmetic to stay real and
+#: finite: Adam divides by 1 - beta1**t and takes the root of 1 - beta2**t.
+CONFIG_RANGES: dict[str, tuple[float, float]] = {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0)}
 
 
 def get_update_rule(rule: Any) -> Any:

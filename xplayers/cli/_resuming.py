@@ -4,11 +4,15 @@ interrupted one."""
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointError, CheckpointMismatch
+from ..checkpoint import SUFFIX, CheckpointError, CheckpointMismatch
 from ._common import UsageError
 
 
@@ -42,6 +46,37 @@ def resumed_solver(
         f"{solver.update_rule_name}, batch {solver.batch_size}, to epoch {solver.num_epochs}"
     )
     return solver
+
+
+def check_checkpoint_destination(
+    parser: argparse.ArgumentParser, flag: str, name: str | os.PathLike, first: int, last: int
+) -> None:
+    """Fail before training, not at its first save, when the files NAME_epoch_K.safetensors
+    (K from ``first`` to ``last``) cannot be written: a folder stands where one goes, or
+    NAME's folder takes no new file."""
+    folder = Path(name).parent
+    stem = re.escape(Path(name).name.removesuffix(SUFFIX))
+    pattern = re.compile(rf"{stem}_epoch_(\d+){re.escape(SUFFIX)}")
+    try:
+        with os.scandir(folder) as entries:
+            blocked = sorted(
+                e.path
+                for e in entries
+                if (m := pattern.fullmatch(e.name)) and first <= int(m[1]) <= last and e.is_dir()
+            )
+        with tempfile.TemporaryFile(dir=folder):  # a real write: access() says yes to root
+            pass
+    except OSError as exc:
+        raise UsageError(
+            parser,
+            f"argument {flag}: cannot write checkpoints to {str(folder)!r}: {exc.strerror or exc}",
+        ) from None
+    if blocked:
+        raise UsageError(
+            parser,
+            f"argument {flag}: {blocked[0]!r} is a directory, where the run would write "
+            "its checkpoint; choose another NAME or move it",
+        )
 
 
 def _without_resume(argv: list[str]) -> list[str]:

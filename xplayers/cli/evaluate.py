@@ -43,7 +43,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     model = load_checkpoint_model(args, parser)
     info = load(args.checkpoint)["info"]
-    dataset = args.dataset or info.get("dataset")
+    recorded = {k: _recorded(args, parser, info, k) for k in ("dataset", "data_dir")}
+    dataset = args.dataset or recorded["dataset"]
     if dataset not in ("digits", "cifar10"):
         raise UsageError(
             parser,
@@ -53,10 +54,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     args.dataset = dataset
     if (
         args.data_dir is None
-        and info.get("data_dir") is not None
-        and args.dataset == info.get("dataset")
+        and recorded["data_dir"] is not None
+        and dataset == recorded["dataset"]
     ):
-        args.data_dir = Path(info["data_dir"])
+        # The one path a checkpoint carries, and only ever read: its run's CIFAR-10 folder.
+        args.data_dir = Path(recorded["data_dir"])
     if dataset == "cifar10" and args.data_dir is None:
         raise UsageError(parser, "argument --data-dir is required with --dataset cifar10")
     data = load_data(args, parser)
@@ -71,3 +73,17 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     accuracy = float(np.mean(predicted == y)) if y.size else 0.0
     print(f"{args.split} accuracy: {accuracy:.4f} ({y.size} rows of {dataset})")
     return 0
+
+
+def _recorded(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, info: dict, key: str
+) -> str | None:
+    """``info[key]``, which ``xplayers train`` records as a string (or None)."""
+    value = info.get(key)
+    if value is not None and not isinstance(value, str):
+        raise UsageError(
+            parser,
+            f"argument CHECKPOINT: checkpoint {str(args.checkpoint)!r} is malformed: "
+            f"info[{key!r}] must be a string, got {type(value).__name__}",
+        )
+    return value

@@ -45,7 +45,7 @@ from ._common import (
     positive_int,
     resolve_placement,
 )
-from ._resuming import interrupted_message, resumed_solver
+from ._resuming import check_checkpoint_destination, interrupted_message, resumed_solver
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -402,6 +402,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         solver = resumed_solver(args, parser, model, data, say, **common)
     else:
         solver = _fresh_solver(args, model, data, say, **common)
+    if name is not None:
+        flag = "--resume" if args.checkpoint is None else "--checkpoint"
+        check_checkpoint_destination(parser, flag, name, solver.epoch, solver.num_epochs)
 
     start, first_iteration = time.perf_counter(), solver.iteration
     try:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,51 @@ from .._checkpoint_layout import model_class_name
 #: Every Model subclass defined in this process, by module and qualified name:
 #: the only classes ``xplayers.load_model`` rebuilds (it never imports by name).
 MODEL_CLASSES: dict[str, type] = {}
+
+Shape = tuple[int, ...]
+
+
+class StateShapes(NamedTuple):
+    """What a model built from given arguments would hold, told without building it.
+
+    ``params`` yields ``(name, shape)`` per parameter and ``norm`` one dict per
+    normalisation layer of the running statistics it may hold (name -> shape),
+    both lazily, so a reader can stop as soon as they outgrow what it expects;
+    a bad argument raises TypeError or ValueError when the iteration reaches it.
+    """
+
+    params: Iterator[tuple[str, Shape]]
+    norm: Iterator[dict[str, Shape]]
+    dtype: np.dtype
+
+
+def size_arg(name: str, value: Any) -> int:
+    """A layer size: a positive integer (an integral float is taken, as JSON may write one)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a positive integer, got {value!r:.60}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return int(value)
+
+
+def number_arg(name: str, value: Any) -> float:
+    """A finite real number (a scale, a penalty, a probability)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not ok or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r:.60}")
+    return float(value)
+
+
+def float_dtype(dtype: Any) -> np.dtype:
+    """The numpy dtype of ``dtype``; TypeError unless it is a floating one."""
+    out = backends.numpy_dtype(dtype)
+    if out.kind != "f":
+        raise TypeError(f"dtype must be a floating dtype, got {dtype!r:.60}")
+    return out
 
 
 def _recording_init(init: Callable) -> Callable:
@@ -60,7 +106,10 @@ class Model:
     ``norm_params`` lists the per-layer parameter dicts (bn_param / ln_param)
     whose running statistics travel with the model in ``to`` and state dicts.
     ``init_args`` holds the arguments the model was constructed with (recorded
-    for every subclass), so a checkpoint can rebuild it. ``stream_key`` is
+    for every subclass), so a checkpoint can rebuild it, and the classmethod
+    ``state_shapes(init_args)`` tells the shapes such a model would hold
+    without building it, so a checkpoint's arguments are checked against its
+    tensors before anything is allocated. ``stream_key`` is
     mixed into every random stream the model derives (the Solver sets
     ``(rank,)`` on data-parallel ranks), ``train_step`` is the step
     ``begin_step`` announced.
@@ -84,15 +133,41 @@ class Model:
     ):
         self.backend = backends.get_backend(backend).name
         self.device = backends.resolve_device(self.backend, device)
-        self.dtype = backends.numpy_dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"dtype must be a floating dtype, got {dtype!r}")
+        self.dtype = float_dtype(dtype)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.params: dict[str, Any] = {}
         self.norm_params: list[dict] = []
         self.reg = 0.0
         self.train_step = 0
+
+    @classmethod
+    def state_shapes(cls, init_args: Mapping[str, Any]) -> StateShapes | None:
+        """The shapes ``cls(**init_args)`` would give its params and normalisation
+        statistics, computed from the arguments alone (nothing is allocated), so that a
+        checkpoint's arguments are checked against its tensors before a model is built.
+
+        TypeError or ValueError for arguments the constructor would refuse (unknown
+        names included). None when the class cannot tell: a subclass with its own
+        ``__init__`` says so by defining the classmethod ``_state_shapes(args)``, which
+        receives every argument (defaults applied) but ``backend`` and ``device``.
+        """
+        for klass in cls.__mro__:
+            if "_state_shapes" in klass.__dict__:
+                break
+            if "__init__" in klass.__dict__:
+                return None
+        signature = inspect.signature(cls)
+        placement = {"backend", "device"} & set(init_args)
+        if placement:
+            raise TypeError(f"{sorted(placement)} are chosen by the caller, not the arguments")
+        bound = signature.bind(**init_args)
+        bound.apply_defaults()
+        args = {k: v for k, v in bound.arguments.items() if k not in ("backend", "device")}
+        seed = args.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise TypeError(f"seed must be None or an integer >= 0, got {seed!r:.60}")
+        return cls._state_shapes(args)
 
     def normal(self, scale: float, shape: tuple[int, ...]) -> np.ndarray:
         """Host weights ~ N(0, scale**2): from ``seed``'s generator, or, with seed=None,

@@ -5,6 +5,8 @@ conv - relu - 2x2 max pool - affine - relu - affine - softmax, on NCHW images.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -18,11 +20,52 @@ from ..layers import (
     conv_relu_pool_forward,
     softmax_loss,
 )
-from ._base import Model
+from ._base import Model, Shape, StateShapes, float_dtype, number_arg, size_arg
 
 __all__ = ["ThreeLayerConvNet"]
 
 _POOL_PARAM = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+def _param_shapes(
+    input_dim: Any, num_filters: Any, filter_size: Any, hidden_dim: Any, num_classes: Any
+) -> tuple[dict[str, Shape], int]:
+    """The params' shapes (W1, b1, W2, b2, W3, b3, in drawing order) and the conv's pad,
+    the arguments checked."""
+    if isinstance(input_dim, (str, bytes, dict)) or not isinstance(input_dim, Iterable):
+        raise TypeError(f"input_dim must be (C, H, W), got {input_dim!r:.60}")
+    dims = list(itertools.islice(input_dim, 4))
+    if len(dims) != 3:
+        raise ValueError(f"input_dim must be (C, H, W), got {input_dim!r:.60}")
+    c, h, w = (size_arg(f"input_dim[{i}]", d) for i, d in enumerate(dims))
+    f, fs, hidden, classes = (
+        size_arg(name, value)
+        for name, value in (
+            ("num_filters", num_filters),
+            ("filter_size", filter_size),
+            ("hidden_dim", hidden_dim),
+            ("num_classes", num_classes),
+        )
+    )
+    pad = (fs - 1) // 2
+    # The conv keeps H x W for odd filters; the 2x2 pool then needs even sizes.
+    conv_h, conv_w = h + 2 * pad - fs + 1, w + 2 * pad - fs + 1
+    if conv_h <= 0 or conv_w <= 0 or conv_h % 2 or conv_w % 2:
+        raise ValueError(
+            f"the conv output ({conv_h}x{conv_w} for input_dim={(c, h, w)}, "
+            f"filter_size={fs}, pad={pad}) must have positive even height and "
+            f"width for the 2x2 stride-2 max pool"
+        )
+    pooled = f * (conv_h // 2) * (conv_w // 2)
+    shapes = {
+        "W1": (f, c, fs, fs),
+        "b1": (f,),
+        "W2": (pooled, hidden),
+        "b2": (hidden,),
+        "W3": (hidden, classes),
+        "b3": (classes,),
+    }
+    return shapes, pad
 
 
 class ThreeLayerConvNet(Model):
@@ -49,42 +92,23 @@ class ThreeLayerConvNet(Model):
         seed: int | None = None,
         device: Any = None,
     ) -> None:
-        c, h, w = (int(d) for d in input_dim)
-        sizes = {
-            "input_dim entries": min(c, h, w),
-            "num_filters": num_filters,
-            "filter_size": filter_size,
-            "hidden_dim": hidden_dim,
-            "num_classes": num_classes,
-        }
-        for name, value in sizes.items():
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value!r} (input_dim={input_dim})")
-        pad = (filter_size - 1) // 2
-        # The conv keeps H x W for odd filters; the 2x2 pool then needs even sizes.
-        conv_h, conv_w = h + 2 * pad - filter_size + 1, w + 2 * pad - filter_size + 1
-        if conv_h <= 0 or conv_w <= 0 or conv_h % 2 or conv_w % 2:
-            raise ValueError(
-                f"the conv output ({conv_h}x{conv_w} for input_dim={tuple(input_dim)}, "
-                f"filter_size={filter_size}, pad={pad}) must have positive even height and "
-                f"width for the 2x2 stride-2 max pool"
-            )
+        shapes, pad = _param_shapes(input_dim, num_filters, filter_size, hidden_dim, num_classes)
         super().__init__(backend=backend, dtype=dtype, seed=seed, device=device)
         self.reg = reg
         self.conv_param = {"stride": 1, "pad": pad}
         self.pool_param = dict(_POOL_PARAM)
-        pooled = num_filters * (conv_h // 2) * (conv_w // 2)
-        draw = self.normal
+        draw, zeros = self.normal, np.zeros
         self._set_params(
-            {
-                "W1": draw(weight_scale, (num_filters, c, filter_size, filter_size)),
-                "b1": np.zeros(num_filters),
-                "W2": draw(weight_scale, (pooled, hidden_dim)),
-                "b2": np.zeros(hidden_dim),
-                "W3": draw(weight_scale, (hidden_dim, num_classes)),
-                "b3": np.zeros(num_classes),
-            }
+            {k: draw(weight_scale, v) if k[0] == "W" else zeros(v) for k, v in shapes.items()}
         )
+
+    @classmethod
+    def _state_shapes(cls, args: dict[str, Any]) -> StateShapes:
+        number_arg("reg", args["reg"])
+        number_arg("weight_scale", args["weight_scale"])
+        sizes = ("input_dim", "num_filters", "filter_size", "hidden_dim", "num_classes")
+        shapes, _ = _param_shapes(*(args[k] for k in sizes))
+        return StateShapes(iter(shapes.items()), iter(()), float_dtype(args["dtype"]))
 
     def loss(self, X: Any, y: Any = None) -> Any:
         """Scores (N, num_classes) when ``y`` is None, else ``(loss, grads)``.

@@ -9,7 +9,7 @@ gamma1, beta1, ...) on one backend and compute in the dtype of those params.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from ..layers import (
     relu_forward,
     softmax_loss,
 )
-from ._base import Model
+from ._base import Model, Shape, StateShapes, float_dtype, number_arg, size_arg
 
 __all__ = ["FullyConnectedNet", "TwoLayerNet"]
 
@@ -38,6 +38,48 @@ _NORMALIZATIONS = {
     "batchnorm": (batchnorm_forward, batchnorm_backward_alt),
     "layernorm": (layernorm_forward, layernorm_backward),
 }
+
+
+def _check_options(normalization: Any, dropout: Any) -> None:
+    if normalization is not None and normalization not in _NORMALIZATIONS:
+        raise ValueError(
+            f"unknown normalization {normalization!r:.60}: expected None, "
+            + " or ".join(repr(k) for k in _NORMALIZATIONS)
+        )
+    if not 0.0 < number_arg("dropout", dropout) <= 1.0:
+        raise ValueError(
+            f"dropout is the probability of keeping a unit, in (0, 1]; got {dropout!r}"
+        )
+
+
+def _layer_sizes(input_dim: Any, hidden_dims: Any, num_classes: Any) -> Iterator[int]:
+    """input_dim, each hidden size, num_classes: checked one by one, as they are reached."""
+    if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Iterable):
+        raise TypeError(f"hidden_dims must be a sequence of sizes, got {hidden_dims!r:.60}")
+    yield size_arg("input_dim", input_dim)
+    for i, h in enumerate(hidden_dims):
+        yield size_arg(f"hidden_dims[{i}]", h)
+    yield size_arg("num_classes", num_classes)
+
+
+def _but_last(items: Iterator[int]) -> Iterator[int]:
+    previous = next(items, None)
+    for item in items:
+        yield previous
+        previous = item
+
+
+def _param_shapes(sizes: Iterator[int], normalized: bool) -> Iterator[tuple[str, Shape]]:
+    """W{i}: (fan_in, fan_out), b{i}: (fan_out,) per layer, and gamma{i}, beta{i} for
+    each hidden layer when ``normalized``; lazily, from the layer sizes."""
+    fan_in, fan_out = next(sizes), next(sizes)
+    i = 1
+    for following in sizes:  # layer i is a hidden one: another follows it
+        yield from ((f"W{i}", (fan_in, fan_out)), (f"b{i}", (fan_out,)))
+        if normalized:
+            yield from ((f"gamma{i}", (fan_out,)), (f"beta{i}", (fan_out,)))
+        fan_in, fan_out, i = fan_out, following, i + 1
+    yield from ((f"W{i}", (fan_in, fan_out)), (f"b{i}", (fan_out,)))
 
 
 class FullyConnectedNet(Model):
@@ -74,35 +116,20 @@ class FullyConnectedNet(Model):
         backend: str | None = None,
         device: Any = None,
     ) -> None:
-        if normalization is not None and normalization not in _NORMALIZATIONS:
-            raise ValueError(
-                f"unknown normalization {normalization!r}: expected None, "
-                + " or ".join(repr(k) for k in _NORMALIZATIONS)
-            )
-        if not 0.0 < dropout <= 1.0:
-            raise ValueError(
-                f"dropout is the probability of keeping a unit, in (0, 1]; got {dropout!r}"
-            )
-        hidden_dims = [int(h) for h in hidden_dims]
-        dims = [int(input_dim), *hidden_dims, int(num_classes)]
-        if any(d <= 0 for d in dims):
-            raise ValueError(
-                f"layer sizes must be positive: input_dim={input_dim}, "
-                f"hidden_dims={hidden_dims}, num_classes={num_classes}"
-            )
+        _check_options(normalization, dropout)
+        dims = list(_layer_sizes(input_dim, hidden_dims, num_classes))
         super().__init__(backend=backend, dtype=dtype, seed=seed, device=device)
         self.normalization = normalization
         self.use_dropout = dropout != 1
         self.reg = reg
-        self.num_layers = len(hidden_dims) + 1
+        self.num_layers = len(dims) - 1
 
         host: dict[str, np.ndarray] = {}
-        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(dims), start=1):
-            host[f"W{i}"] = self.normal(weight_scale, (fan_in, fan_out))
-            host[f"b{i}"] = np.zeros(fan_out)
-            if normalization is not None and i < self.num_layers:
-                host[f"gamma{i}"] = np.ones(fan_out)
-                host[f"beta{i}"] = np.zeros(fan_out)
+        for name, shape in _param_shapes(iter(dims), normalization is not None):
+            if name.startswith("W"):
+                host[name] = self.normal(weight_scale, shape)
+            else:  # biases and betas start at 0, gammas at 1
+                host[name] = (np.ones if name.startswith("gamma") else np.zeros)(shape)
         self._set_params(host)
 
         self.dropout_param: dict = {}
@@ -114,6 +141,23 @@ class FullyConnectedNet(Model):
             self.norm_params = [{"mode": "train"} for _ in range(self.num_layers - 1)]
         elif normalization == "layernorm":
             self.norm_params = [{} for _ in range(self.num_layers - 1)]
+
+    @classmethod
+    def _state_shapes(cls, args: dict[str, Any]) -> StateShapes:
+        _check_options(args["normalization"], args["dropout"])
+        number_arg("reg", args["reg"])
+        number_arg("weight_scale", args["weight_scale"])
+        sizes = (args["input_dim"], args["hidden_dims"], args["num_classes"])
+        hidden = itertools.islice(_layer_sizes(*sizes), 1, None)
+        norm: Iterator[dict] = iter(())
+        if args["normalization"] is not None:  # one dict per hidden layer; layer norm's stay empty
+            keep = ("running_mean", "running_var") if args["normalization"] == "batchnorm" else ()
+            norm = ({k: (d,) for k in keep} for d in _but_last(hidden))
+        return StateShapes(
+            _param_shapes(_layer_sizes(*sizes), args["normalization"] is not None),
+            norm,
+            float_dtype(args["dtype"]),
+        )
 
     def _layer_dropout_param(self, layer: int) -> dict:
         """The dropout_param of hidden layer ``layer``: its own stream when seeded."""
@@ -206,15 +250,33 @@ class TwoLayerNet(FullyConnectedNet):
         seed: int | None = None,
         device: Any = None,
     ) -> None:
-        super().__init__(
-            [hidden_dim],
-            input_dim=input_dim,
-            num_classes=num_classes,
-            reg=reg,
-            weight_scale=weight_scale,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-            device=device,
-        )
+        fc = _as_fully_connected(input_dim, hidden_dim, num_classes, weight_scale, reg, dtype, seed)
+        super().__init__(**fc, backend=backend, device=device)
         self.hidden_dim = hidden_dim
+
+    @classmethod
+    def _state_shapes(cls, args: dict[str, Any]) -> StateShapes:
+        return FullyConnectedNet._state_shapes(_as_fully_connected(**args))
+
+
+def _as_fully_connected(
+    input_dim: Any,
+    hidden_dim: Any,
+    num_classes: Any,
+    weight_scale: Any,
+    reg: Any,
+    dtype: Any,
+    seed: Any,
+) -> dict[str, Any]:
+    """A TwoLayerNet's arguments as those of the FullyConnectedNet it is."""
+    return dict(
+        hidden_dims=[hidden_dim],
+        input_dim=input_dim,
+        num_classes=num_classes,
+        dropout=1,
+        normalization=None,
+        reg=reg,
+        weight_scale=weight_scale,
+        dtype=dtype,
+        seed=seed,
+    )
