@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ._base import Backend
 from ._devices import device_label, device_of, devices, on_device_of, parse_case, resolve_device
+from ._errors import BackendError
 from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
     fused_update,
@@ -33,7 +34,6 @@ from ._ops import (
 from ._policy import WorkPolicy
 from ._registry import (
     BACKEND_NAMES,
-    BackendError,
     available_backends,
     backend_of,
     default_backend,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import BackendError
 from ._policy import DEVICE, HOST, WorkPolicy
 
 
@@ -93,8 +94,6 @@ class Backend:
         return self.default_device()
 
     def _no_such_device(self, device: Any) -> None:
-        from ._registry import BackendError
-
         raise BackendError(
             f"backend {self.name!r} has no device {device!r}; devices here: {self.devices()}"
         )

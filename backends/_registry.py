@@ -10,15 +10,11 @@ import os
 from typing import Any
 
 from ._base import Backend
+from ._errors import BackendError
 from .cupy_backend import CupyBackend
 from .numpy_backend import NumpyBackend
 from .strict_backend import StrictBackend
 from .torch_backend import TorchBackend
-
-
-class BackendError(ValueError):
-    """An unknown or unavailable backend, or arrays of several backends mixed."""
-
 
 _ADAPTERS: dict[str, Backend] = {
     b.name: b for b in (NumpyBackend(), CupyBackend(), TorchBackend(), StrictBackend())

@@ -8,8 +8,9 @@ import array_api_compat
 import numpy as np
 
 from ._base import Backend
+from ._errors import BackendError
 from ._namespace import numpy_dtype, resolve_dtype
-from ._registry import BackendError, _adapter_of, get_backend
+from ._registry import _adapter_of, get_backend
 
 
 def to_numpy(x: Any) -> np.ndarray:
