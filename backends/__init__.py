@@ -18,6 +18,7 @@ from __future__ import annotations
 from ._base import Backend
 from ._devices import device_label, device_of, devices, on_device_of, parse_case, resolve_device
 from ._errors import BackendError
+from ._formulas import UpdateFormula
 from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
     fused_update,
@@ -56,6 +57,7 @@ __all__ = [
     "WORKSPACE_ENV",
     "Backend",
     "BackendError",
+    "UpdateFormula",
     "WorkPolicy",
     "Workspace",
     "asarray",
