@@ -43,7 +43,7 @@ from ._registry import (
     is_array,
     unavailable_reason,
 )
-from ._transfer import asarray, to_backend, to_numpy
+from ._transfer import asarray, is_host, to_backend, to_numpy
 from ._workspace import (
     WORKSPACE_ENV,
     Workspace,
@@ -73,6 +73,7 @@ __all__ = [
     "get_backend",
     "get_namespace",
     "is_array",
+    "is_host",
     "map_chunks",
     "matmul",
     "matmul_into",

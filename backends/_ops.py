@@ -11,7 +11,7 @@ from typing import Any
 from ._errors import BackendError
 from ._formulas import UpdateFormula
 from ._policy import WorkPolicy
-from ._registry import _ADAPTERS, _adapter_of, available_backends
+from ._registry import _adapter_of, available_backends, get_backend
 from ._workspace import Workspace
 
 
@@ -125,7 +125,18 @@ def slices_are_views(x: Any) -> bool:
     return b is not None and b.slices_are_views
 
 
-def synchronize(*names: str) -> None:
-    """Wait for the device work queued by these backends (all when none named)."""
-    for name in names or available_backends():
-        _ADAPTERS[name].synchronize()
+def synchronize(*targets: Any) -> None:
+    """Wait for queued device work: of each backend named, or on each array's
+    device (every available backend when none is given). A no-op on CPU
+    libraries; code that hands device memory to another library (MPI) calls it."""
+    for target in targets or available_backends():
+        if isinstance(target, str):
+            get_backend(target).synchronize()
+            continue
+        b = _adapter_of(target)
+        if b is None:
+            raise BackendError(
+                f"synchronize takes backend names or arrays, got {type(target).__name__}"
+            )
+        with b.device_context(target.device):
+            b.synchronize()
