@@ -21,6 +21,7 @@ from ._base import Backend
 from ._devices import device_label, device_of, devices, on_device_of, parse_case, resolve_device
 from ._environment import THREADS_ENV, WORKSPACE_ENV, check_environment
 from ._errors import BackendError, EnvironmentVariableError
+from ._formulas import UpdateFormula
 from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
     fused_update,
@@ -45,7 +46,7 @@ from ._registry import (
     is_array,
     unavailable_reason,
 )
-from ._transfer import asarray, to_backend, to_numpy
+from ._transfer import asarray, is_host, to_backend, to_numpy
 from ._workspace import (
     Workspace,
     release_workspace,
@@ -60,6 +61,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "EnvironmentVariableError",
+    "UpdateFormula",
     "WorkPolicy",
     "Workspace",
     "asarray",
@@ -76,6 +78,7 @@ __all__ = [
     "get_backend",
     "get_namespace",
     "is_array",
+    "is_host",
     "map_chunks",
     "matmul",
     "matmul_into",

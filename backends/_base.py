@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import BackendError
+from ._formulas import UpdateFormula
 from ._policy import DEVICE, HOST, WorkPolicy
 
 
@@ -93,8 +95,6 @@ class Backend:
         return self.default_device()
 
     def _no_such_device(self, device: Any) -> None:
-        from ._registry import BackendError
-
         raise BackendError(
             f"backend {self.name!r} has no device {device!r}; devices here: {self.devices()}"
         )
@@ -174,9 +174,11 @@ class Backend:
         slice by slice."""
         return None
 
-    def fused_update(self, rule: str, w: Any, dw: Any, state: tuple, scalars: dict) -> Any:
-        """next_w of optimizer ``rule`` in one fused kernel, updating ``state`` in
-        place, or None where the library has none (the generic chain then runs)."""
+    def fused_update(
+        self, formula: UpdateFormula, w: Any, dw: Any, state: tuple, scalars: tuple
+    ) -> Any:
+        """next_w of ``formula`` in one fused kernel, updating ``state`` in place,
+        or None where the library has none (the generic chain then runs)."""
         return None
 
     def chunk_workers(self) -> int:

@@ -1,56 +1,58 @@
-"""Fused element-wise optimizer updates for CuPy: one kernel per parameter.
+"""Fused element-wise parameter updates for CuPy: one kernel per parameter.
 
 The generic rules in ``xplayers.optim`` are chains of standard operations,
 each a kernel launch and a pass over memory on a GPU (Adam: about a dozen).
-These kernels do the same arithmetic in one pass, updating the state in
-place and writing next_w; the formulas mirror the generic ones term for term
-so results agree to rounding. Compiled on first use, once per dtype.
+Here each rule's ``UpdateFormula`` becomes one kernel doing the same
+arithmetic in one pass, updating the state in place and writing next_w.
+The source is generated from the formula (``kernel_source``, testable
+without CuPy); it is compiled on first use, once per formula and dtype.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
-# rule -> (scalar names in call order, state names, kernel body)
-_RULES = {
-    "sgd_momentum": (
-        ("mu", "lr"),
-        ("v",),
-        "v = mu * v - lr * dw; next_w = w + v;",
-    ),
-    "rmsprop": (
-        ("decay", "lr", "eps"),
-        ("cache",),
-        "cache += (1 - decay) * (dw * dw - cache); next_w = w - lr * (dw / (sqrt(cache) + eps));",
-    ),
-    "adam": (
-        ("b1", "b2", "eps", "step"),
-        ("m", "v"),
-        "m += (1 - b1) * (dw - m); v += (1 - b2) * (dw * dw - v);"
-        " next_w = w - step * (m / (sqrt(v) + eps));",
-    ),
-}
+from ._formulas import INPUTS, OUTPUT, UpdateFormula
+
+
+def kernel_source(formula: UpdateFormula) -> tuple[str, str, str, str]:
+    """``cupy.ElementwiseKernel``'s (in_params, out_params, operation, name) for
+    ``formula``: w, dw and the scalars in, the state and next_w out (a state
+    array is read and written in place), every operand of the array's type T."""
+    inputs = ", ".join(f"T {name}" for name in (*INPUTS, *formula.scalars))
+    outputs = ", ".join(f"T {name}" for name in (*formula.state, OUTPUT))
+    operation = "\n".join(f"{target} = {expr.strip()};" for target, expr in formula.statements)
+    return inputs, outputs, operation, f"xplayers_{formula.name}"
 
 
 @functools.cache
-def _kernel(rule: str) -> Any:
+def _kernel(cupy: ModuleType, formula: UpdateFormula) -> Any:
+    return cupy.ElementwiseKernel(*kernel_source(formula))
+
+
+def fused_update(
+    formula: UpdateFormula, w: Any, dw: Any, state: Sequence[Any], scalars: Sequence[float]
+) -> Any:
+    """next_w of ``formula`` on w's device, the state arrays updated in place."""
     import cupy
 
-    scalars, state, body = _RULES[rule]
-    inputs = ", ".join(["T w", "T dw", *(f"T {s}" for s in scalars)])
-    outputs = ", ".join([*(f"T {s}" for s in state), "T next_w"])
-    return cupy.ElementwiseKernel(inputs, outputs, body, f"xplayers_{rule}")
-
-
-def fused_update(rule: str, w: Any, dw: Any, state: tuple, scalars: dict[str, float]) -> Any:
-    """next_w for ``rule``, the state arrays updated in place; None for an unknown rule."""
-    if rule not in _RULES:
-        return None
-    import cupy
-
-    names, _, _ = _RULES[rule]
     with w.device:
-        next_w = cupy.empty_like(w)
-        _kernel(rule)(w, dw, *(scalars[n] for n in names), *state, next_w)
+        return run(cupy, formula, w, dw, state, scalars)
+
+
+def run(
+    cupy: ModuleType,
+    formula: UpdateFormula,
+    w: Any,
+    dw: Any,
+    state: Sequence[Any],
+    scalars: Sequence[float],
+) -> Any:
+    """next_w of ``formula`` through ``cupy``'s ElementwiseKernel and empty_like (the
+    tests pass a stand-in that runs the source on NumPy), the state updated in place."""
+    next_w = cupy.empty_like(w)
+    _kernel(cupy, formula)(w, dw, *scalars, *state, next_w)
     return next_w

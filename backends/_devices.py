@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ._registry import BackendError, _adapter_of, get_backend
+from ._errors import BackendError
+from ._registry import _adapter_of, get_backend
 
 
 def device_of(x: Any) -> Any:

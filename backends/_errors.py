@@ -1,4 +1,9 @@
-"""The errors the backends raise (a leaf module, so that every other one may)."""
+"""The errors every backends module raises, at the bottom of the import graph.
+
+The adapters (``_base`` and below) raise them as well as the registry above
+them, so they live here, importing nothing: ``backends.BackendError`` and
+``xplayers.BackendError`` re-export the first.
+"""
 
 from __future__ import annotations
 

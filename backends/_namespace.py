@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._registry import _BY_TYPE, BACKEND_NAMES, BackendError, _adapter_of
+from ._errors import BackendError
+from ._registry import _BY_TYPE, BACKEND_NAMES, _adapter_of
 
 
 def describe_array(x: Any) -> str:

@@ -4,12 +4,14 @@ synchronisation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
+from ._errors import BackendError
+from ._formulas import UpdateFormula
 from ._policy import WorkPolicy
-from ._registry import _ADAPTERS, BackendError, _adapter_of, available_backends
+from ._registry import _adapter_of, available_backends, get_backend
 from ._workspace import Workspace
 
 
@@ -21,12 +23,23 @@ def uniform_like(x: Any, seed: int | None = None) -> Any:
     return b.uniform(tuple(x.shape), x.dtype, x.device, seed)
 
 
-def fused_update(rule: str, w: Any, dw: Any, state: tuple, **scalars: float) -> Any:
-    """next_w of optimizer ``rule`` ('sgd_momentum', 'rmsprop', 'adam') as one
-    fused kernel where w's library has one (CuPy), updating ``state`` in place;
-    None elsewhere, and the caller runs its generic element-wise chain."""
+def fused_update(
+    formula: UpdateFormula, w: Any, dw: Any, state: Sequence[Any], scalars: Sequence[float]
+) -> Any:
+    """next_w of ``formula`` (an optimizer's update rule) as one fused kernel where
+    w's library has one (CuPy), updating ``state`` in place; None elsewhere, and
+    the caller runs its generic element-wise chain.
+
+    ``state``: an array per ``formula.state``; ``scalars``: a float per
+    ``formula.scalars``, in that order (a NamedTuple of those fields reads best).
+    """
+    if len(state) != len(formula.state) or len(scalars) != len(formula.scalars):
+        raise ValueError(
+            f"formula {formula.name!r} takes state {formula.state} and scalars "
+            f"{formula.scalars}: got {len(state)} state arrays and {len(scalars)} scalars"
+        )
     b = _adapter_of(w)
-    return None if b is None else b.fused_update(rule, w, dw, state, scalars)
+    return None if b is None else b.fused_update(formula, w, dw, tuple(state), tuple(scalars))
 
 
 def work_policy(x: Any) -> WorkPolicy:
@@ -112,7 +125,18 @@ def slices_are_views(x: Any) -> bool:
     return b is not None and b.slices_are_views
 
 
-def synchronize(*names: str) -> None:
-    """Wait for the device work queued by these backends (all when none named)."""
-    for name in names or available_backends():
-        _ADAPTERS[name].synchronize()
+def synchronize(*targets: Any) -> None:
+    """Wait for queued device work: of each backend named, or on each array's
+    device (every available backend when none is given). A no-op on CPU
+    libraries; code that hands device memory to another library (MPI) calls it."""
+    for target in targets or available_backends():
+        if isinstance(target, str):
+            get_backend(target).synchronize()
+            continue
+        b = _adapter_of(target)
+        if b is None:
+            raise BackendError(
+                f"synchronize takes backend names or arrays, got {type(target).__name__}"
+            )
+        with b.device_context(target.device):
+            b.synchronize()

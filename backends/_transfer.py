@@ -8,8 +8,17 @@ import array_api_compat
 import numpy as np
 
 from ._base import Backend
+from ._errors import BackendError
 from ._namespace import numpy_dtype, resolve_dtype
-from ._registry import BackendError, _adapter_of, get_backend
+from ._registry import _ADAPTERS, _adapter_of, get_backend
+
+
+def is_host(x: Any) -> bool:
+    """True for data already on the host in NumPy's form, as the numpy adapter
+    owns it: numpy arrays and numpy scalars. Reading it moves nothing and waits
+    for no device. Other libraries' arrays are False even in host memory (a
+    torch CPU tensor, an array_api_strict array): ``to_numpy`` converts them."""
+    return _ADAPTERS["numpy"].owns(x)
 
 
 def to_numpy(x: Any) -> np.ndarray:

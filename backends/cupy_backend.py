@@ -21,6 +21,7 @@ import numpy as np
 from array_api_compat import is_cupy_array
 
 from ._base import Backend
+from ._formulas import UpdateFormula
 
 
 class CupyBackend(Backend):
@@ -157,7 +158,9 @@ class CupyBackend(Backend):
         step = x.itemsize
         return cupy.lib.stride_tricks.as_strided(x, shape, tuple(s * step for s in strides))
 
-    def fused_update(self, rule: str, w: Any, dw: Any, state: tuple, scalars: dict) -> Any:
+    def fused_update(
+        self, formula: UpdateFormula, w: Any, dw: Any, state: tuple, scalars: tuple
+    ) -> Any:
         from . import _cupy_kernels
 
-        return _cupy_kernels.fused_update(rule, w, dw, state, scalars)
+        return _cupy_kernels.fused_update(formula, w, dw, state, scalars)

@@ -207,3 +207,31 @@ def test_cupy_without_a_gpu_is_unavailable_not_a_crash(tmp_path: Path, probe, re
     )
     listed, why, default = out.stdout.strip().splitlines()
     assert "cupy" not in listed and reason in why and default == "numpy"
+
+
+def test_is_host_means_numpy_data(backend) -> None:
+    """Host data in NumPy's form (arrays and scalars) is read with no transfer; the
+    other libraries' arrays are not host data, even in host memory (torch on the
+    CPU): the Solver moves them as arrays of their library."""
+    x = backend.asarray(np.arange(3.0))
+    numpy = backend.name == "numpy"
+    assert backends.is_host(x) is numpy
+    assert backends.is_host(x[0]) is numpy  # numpy indexes to a numpy scalar
+    assert backends.is_host(backend.xp.sum(x)) is numpy
+    assert backends.is_host(backends.to_numpy(x)) and backends.is_host(np.float32(1))
+    assert not backends.is_host(1.0) and not backends.is_host([1.0])
+
+
+def test_synchronize_waits_on_an_arrays_device(backend, monkeypatch) -> None:
+    x = backend.asarray(np.ones(2))
+    adapter = backends.get_backend(backend.name)
+    waited, entered = [], []
+    real_context = adapter.device_context
+    monkeypatch.setattr(adapter, "synchronize", lambda: waited.append(backend.name))
+    monkeypatch.setattr(adapter, "device_context", lambda d: entered.append(d) or real_context(d))
+    backends.synchronize(x)
+    assert (waited, entered) == ([backend.name], [x.device])
+    backends.synchronize(backend.name)
+    assert waited == [backend.name] * 2
+    with pytest.raises(backends.BackendError, match="backend names or arrays, got list"):
+        backends.synchronize([x])

@@ -27,7 +27,7 @@ class Split:
     """
 
     def __init__(self, x_name: str, X: Any, y_name: str, y: Any) -> None:
-        self.on_host = not backends.is_array(X) or isinstance(X, np.ndarray)
+        self.on_host = not backends.is_array(X) or backends.is_host(X)
         if self.on_host:
             X = np.asarray(X)
             y = np.asarray(backends.to_numpy(y) if backends.is_array(y) else y)

@@ -2,28 +2,115 @@
 
 The state arrays (velocity, cache, m, v) live on w's backend, device and
 dtype, and nothing is copied to the host; they belong to the optimizer and
-are updated in place. Each rule is written once as an element-wise kernel on
-(w, dw, state...); the parameter itself is never written: each rule returns
-a new next_w. Where the backend's work policy says so (host memory), large
-parameters are updated in row blocks that fit in cache, so the dozen
+are updated in place. Each rule is defined once, as a ``backends.UpdateFormula``
+in ``FORMULAS`` (its typed scalars, its state, one statement per array it
+writes): on CuPy each rule runs as that formula compiled into one fused
+kernel (``backends.fused_update``). Elsewhere it runs as a generic chain of
+in-place standard operations with the same arithmetic (the tests check it
+against the formula). The parameter itself is never written: each rule
+returns a new next_w. Where the backend's work policy says so (host memory),
+large parameters are updated in row blocks that fit in cache, so the dozen
 element-wise passes of Adam run from cache instead of from memory; the
 blocks run one after another on the calling thread (a dozen short passes
 per block hand the GIL back and forth too often to gain from a second
 core: the README's performance section has the measurement). On a GPU the
-kernel runs once over the whole array, and on CuPy SGD+momentum, RMSProp
-and Adam are each one fused kernel (``backends.fused_update``) with the
-same arithmetic as the generic chain.
+chain runs once over the whole array.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from . import backends
 from ._checks import check_shape, namespace
 
-__all__ = ["adam", "get_update_rule", "rmsprop", "sgd", "sgd_momentum"]
+__all__ = [
+    "FORMULAS",
+    "UPDATE_RULES",
+    "AdamScalars",
+    "MomentumScalars",
+    "RMSPropScalars",
+    "SGDScalars",
+    "adam",
+    "get_update_rule",
+    "rmsprop",
+    "sgd",
+    "sgd_momentum",
+]
+
+
+class SGDScalars(NamedTuple):
+    """SGD's scalar: the learning rate."""
+
+    lr: float
+
+
+class MomentumScalars(NamedTuple):
+    """SGD+momentum's scalars: the momentum and the learning rate."""
+
+    mu: float
+    lr: float
+
+
+class RMSPropScalars(NamedTuple):
+    """RMSProp's scalars: the decay rate, the learning rate and epsilon."""
+
+    decay: float
+    lr: float
+    eps: float
+
+
+class AdamScalars(NamedTuple):
+    """Adam's scalars at step t, the bias corrections folded into eps and step:
+    with c = sqrt(1 - beta2^t), eps = epsilon * c and step = learning_rate * c / (1 - beta1^t)."""
+
+    b1: float
+    b2: float
+    eps: float
+    step: float
+
+
+def _formula(
+    name: str, scalars: type, state: tuple[str, ...], **statements: str
+) -> backends.UpdateFormula:
+    """Rule ``name``'s formula: ``scalars``' fields, then one statement per array written."""
+    return backends.UpdateFormula(name, scalars._fields, state, tuple(statements.items()))
+
+
+# The statements use the part of Python that is also C (the kernel's source).
+_SGD = _formula("sgd", SGDScalars, (), next_w="w - lr * dw")
+_SGD_MOMENTUM = _formula(
+    "sgd_momentum",
+    MomentumScalars,
+    ("velocity",),
+    velocity="mu * velocity - lr * dw",
+    next_w="w + velocity",
+)
+_RMSPROP = _formula(
+    "rmsprop",
+    RMSPropScalars,
+    ("cache",),
+    cache="cache + (1 - decay) * (dw * dw - cache)",
+    next_w="w - lr * (dw / (sqrt(cache) + eps))",
+)
+_ADAM = _formula(
+    "adam",
+    AdamScalars,
+    ("m", "v"),
+    m="m + (1 - b1) * (dw - m)",
+    v="v + (1 - b2) * (dw * dw - v)",
+    next_w="w - step * (m / (sqrt(v) + eps))",
+)
+
+#: Each rule's formula by name, the one definition of the rules' names and
+#: arithmetic; the state names are the config keys of the state arrays.
+FORMULAS: Mapping[str, backends.UpdateFormula] = MappingProxyType(
+    {f.name: f for f in (_SGD, _SGD_MOMENTUM, _RMSPROP, _ADAM)}
+)
+#: The rule names ``get_update_rule`` (and the command line) take.
+UPDATE_RULES: tuple[str, ...] = tuple(FORMULAS)
 
 
 def _prepare(w: Any, dw: Any, config: dict | None, **defaults: Any) -> tuple[Any, dict]:
@@ -46,6 +133,26 @@ def _state(xp: Any, config: dict, key: str, w: Any) -> Any:
     namespace(w=w, **{key: value})
     check_shape(f"config[{key!r}]", value, tuple(w.shape), "(the shape of w)")
     return value
+
+
+def _update(
+    xp: Any,
+    formula: backends.UpdateFormula,
+    kernel: Callable[..., Any],
+    scalars: tuple,
+    w: Any,
+    dw: Any,
+    config: dict,
+) -> Any:
+    """next_w of ``formula``, the state arrays ``config[name]`` (zeros at first) updated
+    in place: one fused kernel where w's library has one, else ``kernel``, the
+    generic chain of the same arithmetic taking (w, dw, *state) (see ``_apply``)."""
+    state = []
+    for key in formula.state:
+        config[key] = _state(xp, config, key, w)
+        state.append(config[key])
+    fused = backends.fused_update(formula, w, dw, state, scalars)
+    return _apply(xp, kernel, w, dw, *state) if fused is None else fused
 
 
 def _apply(xp: Any, kernel: Callable[..., Any], w: Any, dw: Any, *state: Any) -> Any:
@@ -102,37 +209,42 @@ def _normalized_step(xp: Any, w: Any, num: Any, sq_avg: Any, eps: float, lr: flo
 
 def sgd(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """w <- w - learning_rate * dw."""
-    _, config = _prepare(w, dw, config, learning_rate=1e-2)
-    return w - config["learning_rate"] * dw, config
+    xp, config = _prepare(w, dw, config, learning_rate=1e-2)
+    s = SGDScalars(lr=float(config["learning_rate"]))
+
+    def kernel(w: Any, dw: Any) -> Any:
+        return w - s.lr * dw
+
+    return _update(xp, _SGD, kernel, s, w, dw, config), config
 
 
 def sgd_momentum(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """v <- momentum * v - learning_rate * dw; w <- w + v."""
     xp, config = _prepare(w, dw, config, learning_rate=1e-2, momentum=0.9)
-    mu, lr = config["momentum"], config["learning_rate"]
+    s = MomentumScalars(mu=float(config["momentum"]), lr=float(config["learning_rate"]))
 
     def kernel(w: Any, dw: Any, v: Any) -> Any:
-        v *= mu
-        v -= lr * dw
+        v *= s.mu
+        v -= s.lr * dw
         return w + v
 
-    v = config["velocity"] = _state(xp, config, "velocity", w)
-    fused = backends.fused_update("sgd_momentum", w, dw, (v,), mu=mu, lr=lr)
-    return (_apply(xp, kernel, w, dw, v) if fused is None else fused), config
+    return _update(xp, _SGD_MOMENTUM, kernel, s, w, dw, config), config
 
 
 def rmsprop(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """cache <- decay * cache + (1 - decay) * dw^2; w <- w - lr * dw / (sqrt(cache) + eps)."""
     xp, config = _prepare(w, dw, config, learning_rate=1e-2, decay_rate=0.99, epsilon=1e-8)
-    decay, lr, eps = config["decay_rate"], config["learning_rate"], config["epsilon"]
+    s = RMSPropScalars(
+        decay=float(config["decay_rate"]),
+        lr=float(config["learning_rate"]),
+        eps=float(config["epsilon"]),
+    )
 
     def kernel(w: Any, dw: Any, cache: Any) -> Any:
-        _moving_average(cache, _squared_minus(dw, cache), decay)
-        return _normalized_step(xp, w, dw, cache, eps, lr)
+        _moving_average(cache, _squared_minus(dw, cache), s.decay)
+        return _normalized_step(xp, w, dw, cache, s.eps, s.lr)
 
-    cache = config["cache"] = _state(xp, config, "cache", w)
-    fused = backends.fused_update("rmsprop", w, dw, (cache,), decay=decay, lr=lr, eps=eps)
-    return (_apply(xp, kernel, w, dw, cache) if fused is None else fused), config
+    return _update(xp, _RMSPROP, kernel, s, w, dw, config), config
 
 
 def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
@@ -144,37 +256,37 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     xp, config = _prepare(
         w, dw, config, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, t=0
     )
-    b1, b2 = config["beta1"], config["beta2"]
+    b1, b2 = float(config["beta1"]), float(config["beta2"])
     t = config["t"] + 1
     # Python floats, so no device scalar per step; with c = sqrt(1 - b2^t),
     # lr_t * m / (sqrt(v) / c + eps) = (lr_t * c) * m / (sqrt(v) + eps * c).
     c = (1 - b2**t) ** 0.5
-    step = config["learning_rate"] / (1 - b1**t) * c
-    eps = config["epsilon"] * c
+    s = AdamScalars(
+        b1=b1,
+        b2=b2,
+        eps=float(config["epsilon"]) * c,
+        step=float(config["learning_rate"]) / (1 - b1**t) * c,
+    )
 
     def kernel(w: Any, dw: Any, m: Any, v: Any) -> Any:
-        _moving_average(m, dw - m, b1)
-        _moving_average(v, _squared_minus(dw, v), b2)
-        return _normalized_step(xp, w, m, v, eps, step)
+        _moving_average(m, dw - m, s.b1)
+        _moving_average(v, _squared_minus(dw, v), s.b2)
+        return _normalized_step(xp, w, m, v, s.eps, s.step)
 
-    m = config["m"] = _state(xp, config, "m", w)
-    v = config["v"] = _state(xp, config, "v", w)
-    next_w = backends.fused_update("adam", w, dw, (m, v), b1=b1, b2=b2, eps=eps, step=step)
-    if next_w is None:
-        next_w = _apply(xp, kernel, w, dw, m, v)
+    next_w = _update(xp, _ADAM, kernel, s, w, dw, config)
     config["t"] = t
     return next_w, config
 
 
-_RULES = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
+_RULES: dict[str, Callable[..., tuple[Any, dict]]] = {
+    f.name: rule
+    for f, rule in ((_SGD, sgd), (_SGD_MOMENTUM, sgd_momentum), (_RMSPROP, rmsprop), (_ADAM, adam))
+}
 #: The state arrays (shaped like w) each built-in rule keeps in its config; the
 #: rest of a config is numbers (``t``, Adam's step count, an integer).
-STATE_ARRAYS: dict[str, tuple[str, ...]] = {
-    "sgd": (),
-    "sgd_momentum": ("velocity",),
-    "rmsprop": ("cache",),
-    "adam": ("m", "v"),
-}
+STATE_ARRAYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {name: f.state for name, f in FORMULAS.items()}
+)
 #: Config numbers that must lie in [low, high) for the arithmetic to stay real and
 #: finite: Adam divides by 1 - beta1**t and takes the root of 1 - beta2**t.
 CONFIG_RANGES: dict[str, tuple[float, float]] = {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0)}

@@ -234,7 +234,7 @@ class Solver:
         pending, self._pending = self._pending, []
         start = len(self.loss_history)
         first = pending[0]
-        if isinstance(first, (float, np.generic, np.ndarray)) or not backends.is_array(first):
+        if backends.is_host(first) or not backends.is_array(first):
             values = [float(v) for v in pending]  # host values: nothing to wait for
         else:
             xp = backends.get_namespace(loss=first)

@@ -47,9 +47,7 @@ class MPICommunicator(Communicator):
             return True
         if self.cuda_aware and backends.backend_of(flat) == "cupy":
             # MPI reads device memory outside CuPy's stream: finish pending work first.
-            import cupy
-
-            cupy.cuda.get_current_stream().synchronize()
+            backends.synchronize(flat)
             return True
         return False
 
