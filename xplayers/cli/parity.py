@@ -23,10 +23,15 @@ from ._common import (
     positive_int,
 )
 
+#: What ``--backends`` defaults to: those of these that are usable here.
+DEFAULT_CASES = ("numpy", "torch", "cupy", "array_api_strict:device1")
+
 
 def _default_cases() -> str:
-    wanted = ["numpy", "torch", "cupy", "array_api_strict:device1"]
-    usable = [c for c in wanted if backends.unavailable_reason(backends.parse_case(c)[0]) is None]
+    """The usable default cases; probing imports each library, so only a run asks."""
+    usable = [
+        c for c in DEFAULT_CASES if backends.unavailable_reason(backends.parse_case(c)[0]) is None
+    ]
     return ",".join(usable)
 
 
@@ -43,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated backends, each optionally with a device "
         "(e.g. numpy,torch,array_api_strict:device1,cupy:cuda:1); the first is the "
-        f"reference (default here: {_default_cases()})",
+        f"reference (default: those of {','.join(DEFAULT_CASES)} usable here)",
     )
     p.add_argument("--model", choices=("fc", "cnn"), default="fc",
                    help="fc: 64-64-64-10 with batchnorm; cnn: ThreeLayerConvNet "
