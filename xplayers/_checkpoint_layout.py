@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import backends
+from ._model_registry import model_class_name
 
 META_KEY = "xplayers"
 FORMAT = "xplayers-checkpoint"
@@ -94,10 +95,6 @@ def _init_args(model: Any) -> dict[str, Any] | None:
         return jsonable(args, "init_args")
     except TypeError:
         return None
-
-
-def model_class_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def pack(

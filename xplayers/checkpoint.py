@@ -30,10 +30,11 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from . import backends
+from . import backends, models  # noqa: F401 - models: defining the built-in classes registers them
 from ._checkpoint_fit import check_consistent
 from ._checkpoint_layout import FORMAT, VERSION, CheckpointError, CheckpointMismatch, pack
 from ._checkpoint_reader import clip, short, unpack
+from ._model_registry import MODEL_CLASSES
 
 __all__ = [
     "FORMAT",
@@ -160,8 +161,6 @@ def load_model(path: str | os.PathLike, backend: str | None = None, device: Any 
     file's constructor arguments to describe its tensors: the model costs what
     the file holds. Nothing is imported by name.
     """
-    from .models._base import MODEL_CLASSES
-
     state = load(path)
     name, m = str(path), state["model"]
     cls = MODEL_CLASSES.get(m["class"])

@@ -20,12 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import backends
-from .._checkpoint_layout import model_class_name
-
-#: Every Model subclass defined in this process, by module and qualified name:
-#: the only classes ``xplayers.load_model`` rebuilds (it never imports by name).
-MODEL_CLASSES: dict[str, type] = {}
+from .. import _model_registry, backends
 
 Shape = tuple[int, ...]
 
@@ -120,7 +115,7 @@ class Model:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        MODEL_CLASSES[model_class_name(cls)] = cls
+        _model_registry.register(cls)  # the classes xplayers.load_model may rebuild
         if "__init__" in cls.__dict__:
             cls.__init__ = _recording_init(cls.__init__)
 
