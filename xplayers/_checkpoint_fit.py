@@ -23,7 +23,8 @@ import numpy as np
 
 from . import backends
 from ._checkpoint_layout import CheckpointError, CheckpointMismatch
-from ._checkpoint_reader import clip, short
+from ._checkpoint_reader import clip
+from ._checks import short
 from ._model_registry import MODEL_CLASSES, model_class_name
 
 _MAX_PROBLEMS = 8

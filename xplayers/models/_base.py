@@ -239,7 +239,10 @@ class Model:
                 live[k] = backends.asarray(v, self.backend, v.dtype, self.device)
         self.reg = state.get("reg", self.reg)
 
-    def loss(self, X: Any, y: Any = None) -> Any:
+    def loss(self, X: Any, y: Any = None, label_range: tuple[int, int] | None = None) -> Any:
+        """Scores (N, C) when ``y`` is None, else ``(loss, grads)``. ``label_range``, the
+        (min, max) y is known to lie within, goes to the loss layer, which then checks the
+        labels without reading them back (the Solver passes its training labels')."""
         raise NotImplementedError
 
     def begin_step(self, iteration: int) -> None:
