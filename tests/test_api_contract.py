@@ -37,8 +37,6 @@ MODULES = (layers, optim, gradcheck, models, data, xplayers)
 
 #: Contract entries not built yet, and the issue that builds each.
 PENDING = {
-    "Solver.state_dict": "issue 24",
-    "Solver.load_state_dict": "issue 24",
     "Solver(jit=)": "issue 27",
 }
 

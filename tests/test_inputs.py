@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from xplayers import layers
-from xplayers._checks import check_labels, labels_within
+from xplayers._checks import check_labels
 from xplayers.models import FullyConnectedNet
 from xplayers.solver import Solver
 
@@ -36,10 +36,42 @@ def test_a_known_label_range_is_checked_without_reading_the_labels() -> None:
             return getattr(np, name)
 
     y = np.array([0, 2, 1])
-    with labels_within(0, 2):
-        assert check_labels("y", y, 3, 3, NoReadBack()) is y
-    with labels_within(0, 3), pytest.raises(ValueError, match=r"\[0, 3\).*0 to 3"):
-        check_labels("y", y, 3, 3, NoReadBack())
+    assert check_labels("y", y, 3, 3, NoReadBack(), known_range=(0, 2)) is y
+    with pytest.raises(ValueError, match=r"\[0, 3\).*0 to 3"):
+        check_labels("y", y, 3, 3, NoReadBack(), known_range=(0, 3))
+
+
+@pytest.mark.parametrize("loss", [layers.softmax_loss, layers.svm_loss])
+def test_a_loss_checks_a_given_label_range_instead_of_the_labels(backend, loss) -> None:
+    x, y = _scores(backend), backend.asarray(np.array([0, 2, 1, 2]))
+    ref_loss, ref_dx = loss(x, y)
+    got_loss, got_dx = loss(x, y, label_range=(0, 2))
+    assert float(got_loss) == float(ref_loss)
+    np.testing.assert_array_equal(backend.numpy(got_dx), backend.numpy(ref_dx))
+    # The promised range, not y's own, decides: labels in range, a range beyond it.
+    with pytest.raises(ValueError, match=r"y must hold class labels in \[0, 3\).*0 to 5"):
+        loss(x, y, label_range=(0, 5))
+
+
+def test_the_solver_gives_the_loss_its_training_labels_range(backend) -> None:
+    """One read of the training labels when the Solver is built; every step's loss gets
+    their (min, max), so no step reads its batch's labels back."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(2, 5, 40)
+    data = {"X_train": rng.standard_normal((40, 5)), "y_train": backend.asarray(y),
+            "X_val": rng.standard_normal((8, 5)), "y_val": y[:8]}  # fmt: skip
+    model = FullyConnectedNet([4], input_dim=5, num_classes=6, seed=0, **backend.place)
+    ranges = []
+    loss = model.loss
+
+    def spy(X, y=None, label_range=None):
+        if y is not None:
+            ranges.append(label_range)
+        return loss(X, y, label_range)
+
+    model.loss = spy
+    Solver(model, data, batch_size=4, num_epochs=1, verbose=False).train()
+    assert ranges == [(int(y.min()), int(y.max()))] * 10
 
 
 def test_the_solver_refuses_a_training_label_out_of_range(backend) -> None:

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from . import backends
-from ._checkpoint_layout import CheckpointError, CheckpointMismatch, model_class_name
-from ._checkpoint_reader import clip, short
+from ._checkpoint_layout import CheckpointError, CheckpointMismatch
+from ._checkpoint_reader import clip
+from ._checks import short
+from ._model_registry import MODEL_CLASSES, model_class_name
 
 _MAX_PROBLEMS = 8
 Expected = dict[str, tuple[tuple[int, ...], np.dtype]]  # name -> (shape, dtype)
@@ -99,8 +101,6 @@ def _described(path: str, model: dict) -> tuple[Expected | None, list[dict] | No
     """The params and normalisation statistics the file's constructor arguments describe,
     drawn no further than the file's own tensors go; (None, None) when its class is not
     defined here or cannot tell."""
-    from .models._base import MODEL_CLASSES  # the models load the layers: on first use
-
     cls = MODEL_CLASSES.get(model["class"])
     if cls is None or model["init_args"] is None:
         return None, None

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import backends
+from ._model_registry import model_class_name
 
 META_KEY = "xplayers"
 FORMAT = "xplayers-checkpoint"
@@ -35,6 +36,16 @@ RESUMABLE = (
     "seed",
 )
 HISTORIES = ("loss_history", "train_acc_history", "val_acc_history")
+#: The entries of ``Solver.state_dict()`` written as JSON as they are (no arrays).
+_PLAIN_STATE = (
+    "epoch",
+    "iteration",
+    "num_train",
+    "rng",
+    *HISTORIES,
+    "acc_iterations",
+    "best_val_acc",
+)
 
 
 class CheckpointError(ValueError):
@@ -96,10 +107,6 @@ def _init_args(model: Any) -> dict[str, Any] | None:
         return None
 
 
-def model_class_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def pack(
     model: Any, solver: Any = None, info: dict | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -123,34 +130,28 @@ def pack(
 
 
 def _pack_solver(solver: Any, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The solver's settings and its ``state_dict()``: numbers in the JSON, arrays as
+    tensors."""
+    state = solver.state_dict()
     rule = solver.update_rule_name
     configs = {}
-    for p, config in solver.optim_configs.items():
+    for p, config in state["optim_configs"].items():
         arrays = _array_group(tensors, f"optim/{p}", config)
         values = jsonable({k: v for k, v in config.items() if k not in arrays}, f"config {p!r}")
         odd = [k for k, v in values.items() if type(v) not in (int, float)]
         if odd:  # what a reader accepts: a file never hands a rule a string
             raise TypeError(f"optim_configs[{p!r}] {odd} cannot be written: configs hold numbers")
         configs[p] = {"arrays": arrays, "values": values}
-    best_norm = solver._best_norm_params
-    state = {
+    best_norm = state["best_norm_params"]
+    packed = {
         "settings": {k: getattr(solver, k) for k in RESUMABLE},
         "update_rule": rule if isinstance(rule, str) else None,
         "update_rule_repr": getattr(rule, "__qualname__", repr(rule)),
-        "epoch": solver.epoch,
-        "iteration": solver.iteration,
-        "num_train": solver._train.n,
-        "rng": {
-            "batch": solver._batch_rng.bit_generator.state,
-            "eval": solver._eval_rng.bit_generator.state,
-        },
-        **{k: list(getattr(solver, k)) for k in HISTORIES},
-        "acc_iterations": list(solver.acc_iterations),
-        "best_val_acc": solver.best_val_acc,
+        **{k: state[k] for k in _PLAIN_STATE},
         "optim_configs": configs,
-        "best_params": _array_group(tensors, "best", solver.best_params),
+        "best_params": _array_group(tensors, "best", state["best_params"]),
         "best_norm_params": None
         if best_norm is None
         else _norm_groups(tensors, "best_norm", best_norm),
     }
-    return jsonable(state, "solver state")
+    return jsonable(packed, "solver state")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import reprlib
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,8 @@ from ._checkpoint_layout import (
     VERSION,
     CheckpointError,
 )
+from ._checks import short
+from ._solver_state import pcg64_state
 from .optim import CONFIG_RANGES, STATE_ARRAYS
 
 #: Every integer in a checkpoint fits an int64, but the generators' states.
@@ -36,14 +37,6 @@ INT_LIMIT = 2**63 - 1
 MAX_CONTAINERS = 2**16
 
 _STATE_NAMES = {name for names in STATE_ARRAYS.values() for name in names}
-_short = reprlib.Repr()
-_short.maxlevel, _short.maxlist, _short.maxdict = 2, 4, 4
-_short.maxstring = _short.maxother = _short.maxlong = 60
-
-
-def short(value: Any) -> str:
-    """``repr(value)``, cut short (a file's values may be huge or deeply nested)."""
-    return _short.repr(value)
 
 
 def clip(text: str, limit: int = 300) -> str:
@@ -96,17 +89,6 @@ class Reader:
         test, text = _KINDS[kind]
         if not test(value):
             raise self.fail(f"{where} must be {text}, got {short(value)}")
-        return value
-
-    def integer(self, obj: dict, key: str, bits: int, where: str) -> int:
-        """``obj[key]``, an integer in [0, 2**bits)."""
-        if key not in obj:
-            raise self.fail(f"{where} lacks {key!r}")
-        value = obj[key]
-        if not _is_int(value, 0, 2**bits - 1):
-            raise self.fail(
-                f"{where}[{key!r}] must be an integer in [0, 2**{bits}), got {short(value)}"
-            )
         return value
 
     def items(self, obj: dict, key: str, kind: str, where: str) -> list:
@@ -290,15 +272,7 @@ def _optim_values(r: Reader, values: dict, where: str) -> dict[str, Any]:
 
 def _rng_state(r: Reader, state: dict, name: str) -> dict[str, Any]:
     """A PCG64 state (NumPy's default generator) of integers within its own bounds."""
-    where = f"solver['rng'][{name!r}]"
-    if state.get("bit_generator") != "PCG64":
-        raise r.fail(f"{where} is not a PCG64 generator state: {short(state.get('bit_generator'))}")
-    r.keys(state, ("bit_generator", "state", "has_uint32", "uinteger"), where)
-    inner = r.get(state, "state", "dict", where)
-    r.keys(inner, ("state", "inc"), f"{where}['state']")
-    return {
-        "bit_generator": "PCG64",
-        "state": {k: r.integer(inner, k, 128, f"{where}['state']") for k in ("state", "inc")},
-        "has_uint32": r.integer(state, "has_uint32", 1, where),
-        "uinteger": r.integer(state, "uinteger", 32, where),
-    }
+    try:
+        return pcg64_state(state, f"solver['rng'][{name!r}]")
+    except (TypeError, KeyError, ValueError) as exc:
+        raise r.fail(clip(exc.args[0])) from None

@@ -6,9 +6,7 @@ was expected, so a user sees the problem without reading the layer's code.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator
+import reprlib
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +19,15 @@ MODES = ("train", "test")
 
 #: 'numpy float32 array of shape (2, 3)', for error messages.
 describe = backends.describe_array
+
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxlist, _short.maxdict = 2, 4, 4
+_short.maxstring = _short.maxother = _short.maxlong = 60
+
+
+def short(value: Any) -> str:
+    """``repr(value)``, cut short (a file's values may be huge or deeply nested)."""
+    return _short.repr(value)
 
 
 def namespace(**arrays: Any) -> ModuleType:
@@ -97,42 +104,32 @@ class LabelError(ValueError, TypeError):
     the wrong-dtype case used to be)."""
 
 
-#: The (min, max) of labels whose range is already known (the Solver reads its
-#: training labels' once): a batch drawn from them is checked against those
-#: numbers, without the read-back that is a device sync per step on a GPU.
-_KNOWN_RANGE: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
-    "known_label_range", default=None
-)
-
-
-@contextlib.contextmanager
-def labels_within(low: int, high: int) -> Iterator[None]:
-    """Inside: every ``y`` given to a loss is promised to lie in [low, high]."""
-    token = _KNOWN_RANGE.set((int(low), int(high)))
-    try:
-        yield
-    finally:
-        _KNOWN_RANGE.reset(token)
-
-
-def check_labels(name: str, y: Any, n: int, num_classes: int, xp: ModuleType) -> Any:
+def check_labels(
+    name: str,
+    y: Any,
+    n: int,
+    num_classes: int,
+    xp: ModuleType,
+    known_range: tuple[int, int] | None = None,
+) -> Any:
     """``y``: (N,) integer class labels in [0, num_classes); returned as int64 indices.
 
     The range is checked with one reduction and one read-back per call (a
     single ``any`` over both bounds; the extremes only for the error message),
-    or, under ``labels_within``, against the known range with no read-back.
+    or, given ``known_range`` (the (min, max) the caller knows y lies within,
+    as a Solver knows its training labels'), against those numbers with no
+    read-back, which on a GPU would wait for the device.
     """
     if y.ndim != 1 or y.shape[0] != n:
         raise LabelError(f"{name} must have shape ({n},) to match the scores, got a {describe(y)}")
     if not xp.isdtype(y.dtype, "integral"):
         raise LabelError(f"{name} must hold integer class labels, got a {describe(y)}")
-    known = _KNOWN_RANGE.get()
-    if known is not None:
-        bad = n and (known[0] < 0 or known[1] >= num_classes)
+    if known_range is not None:
+        bad = n and (known_range[0] < 0 or known_range[1] >= num_classes)
     else:
         bad = n and bool(xp.any(xp.logical_or(y < 0, y >= num_classes)))
     if bad:
-        low, high = known or (int(xp.min(y)), int(xp.max(y)))
+        low, high = known_range or (int(xp.min(y)), int(xp.max(y)))
         raise LabelError(
             f"{name} must hold class labels in [0, {num_classes}) for the {num_classes} "
             f"classes of the scores; its values range from {low} to {high} ({describe(y)})"

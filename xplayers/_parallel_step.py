@@ -26,6 +26,7 @@ import numpy as np
 
 from . import backends
 from ._batches import Split
+from ._solver_state import norm_arrays
 
 __all__ = ["Parallel", "Serial", "parallel_for"]
 
@@ -55,6 +56,10 @@ class Serial:
     def sync_norm_stats(self, model: Any) -> None:
         pass
 
+    def agreed_seed(self, seed: int | None) -> int | None:
+        """The seed every rank draws its batches with: ``seed`` itself in one process."""
+        return seed
+
 
 class Parallel(Serial):
     """The Solver's side of data parallelism over ``comm`` (see the module docstring).
@@ -64,15 +69,16 @@ class Parallel(Serial):
     models have the same parameter and running-statistic shapes and dtypes
     (DistributedError on every rank otherwise, naming each difference and
     the value on each rank); then broadcasts the parameters and statistics
-    from rank 0, agrees on a seed, gives the model its per-rank dropout
-    stream and silences every rank but 0.
+    from rank 0 and gives the model its per-rank dropout stream. The Solver
+    then takes its seed from ``agreed_seed`` and, on every rank but the root
+    (``is_root``), stays silent.
     """
 
     def __init__(self, comm: Any, solver: Any, splits: tuple[Split, ...]) -> None:
         self.comm = comm
         self.is_root = comm.rank == 0
         model = solver.model
-        state = {"params": model.params, "norm_params": _norm_arrays(model)}
+        state = {"params": model.params, "norm_params": norm_arrays(model) or []}
         comm.check_same(state, name="model", settings=agreed_settings(solver, splits))
         if solver.batch_size < comm.size:  # after the check: then every rank raises it
             raise ValueError(
@@ -82,14 +88,16 @@ class Parallel(Serial):
         state = comm.broadcast(state, root=0)
         model.params = state["params"]
         _set_norm_arrays(model, state["norm_params"])
-        if solver.seed is None:
-            # Unseeded ranks would draw different batches: use rank 0's entropy.
-            solver.seed = comm.broadcast_object(np.random.SeedSequence().entropy)
         if comm.size > 1:
             model.stream_key = (comm.rank,)
-        if not self.is_root:
-            solver.verbose = False
-            solver.progress = False
+
+    def agreed_seed(self, seed: int | None) -> int:
+        """``seed`` (alike on every rank: the settings check compared it); for None, rank
+        0's fresh entropy, since unseeded ranks would draw different batches (collective:
+        every rank calls it)."""
+        if seed is not None:
+            return seed
+        return self.comm.broadcast_object(np.random.SeedSequence().entropy)
 
     def share(self, idx: np.ndarray) -> tuple[np.ndarray, float]:
         lo, hi = share_bounds(len(idx), self.comm.size, self.comm.rank)
@@ -109,7 +117,7 @@ class Parallel(Serial):
         return int(self.comm.allreduce_sum(np.asarray([count], dtype=np.int64))[0])
 
     def sync_norm_stats(self, model: Any) -> None:
-        arrays = _norm_arrays(model)
+        arrays = norm_arrays(model) or []
         if any(arrays):
             _set_norm_arrays(model, self.comm.allreduce_mean(arrays))
 
@@ -155,14 +163,6 @@ def agreed_settings(solver: Any, splits: tuple[Split, ...]) -> dict[str, Any]:
         "optim_config": solver.optim_config,
         "lr_decay": solver.lr_decay,
     }
-
-
-def _norm_arrays(model: Any) -> list[dict[str, Any]]:
-    """The array entries (running statistics) of the model's normalisation dicts."""
-    return [
-        {k: v for k, v in p.items() if backends.is_array(v)}
-        for p in getattr(model, "norm_params", [])
-    ]
 
 
 def _set_norm_arrays(model: Any, arrays: list[dict[str, Any]]) -> None:

@@ -1,44 +1,22 @@
-"""A Solver's checkpoints: writing them during training, and resuming from one.
+"""Resuming a Solver from a checkpoint (``_checkpoint_writer`` writes them).
 
-Resuming is exact: the checkpoint holds the parameters, the optimizer state,
-the batch-norm statistics, the counters, the histories and both generators'
-states, so on the same backend the rest of the run gives bit-identical losses
-and parameters.
+Resuming is exact: the checkpoint holds the model's state (parameters and
+batch-norm statistics) and the solver's ``state_dict()`` (optimizer state,
+counters, histories, both generators' states, the best parameters), so on the
+same backend the rest of the run gives bit-identical losses and parameters.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 from . import backends, checkpoint
 from ._checkpoint_fit import check_fits
 from ._checkpoint_layout import CheckpointError
-from ._checkpoint_reader import short
-
-
-def save_solver(solver: Any) -> None:
-    """Write ``{checkpoint_name}_epoch_{epoch}.safetensors`` if the solver has a name.
-
-    Without ``keep_checkpoints`` the file of the previous check is removed
-    once the new one is in place, so only the latest stays; a file of another
-    name (one a run under another name was resumed from) is never removed.
-    """
-    if solver.checkpoint_name is None:
-        return
-    path = checkpoint.epoch_path(solver.checkpoint_name, solver.epoch)
-    checkpoint.save(path, solver.model, solver, info=solver.checkpoint_info)
-    previous, solver.last_checkpoint = solver.last_checkpoint, path
-    name = checkpoint.checkpoint_name_of
-    if (
-        not solver.keep_checkpoints
-        and previous is not None
-        and previous != path
-        and name(previous) == name(path)
-    ):
-        previous.unlink(missing_ok=True)
+from ._checks import short
+from ._solver_state import STATE_KEYS
 
 
 def _solver_state(name: str, state: dict) -> dict:
@@ -61,31 +39,16 @@ def _apply(solver: Any, name: str, state: dict) -> None:
     s = _solver_state(name, state)
     model = solver.model
     check_fits(name, state, model)
-    backend, device = solver._backend(), solver._device()
+    # First the solver's state, checked against the model: a bad one leaves both as they were.
+    solver.load_state_dict({k: s[k] for k in STATE_KEYS})
     m = state["model"]
     if hasattr(model, "load_state_dict"):
         model.load_state_dict({k: m[k] for k in ("params", "norm_params", "reg")})
     else:
-        model.params = backends.to_backend(m["params"], backend, device=device)
-    if s["num_train"] != solver._train.n:
-        warnings.warn(
-            f"checkpoint {name!r} was trained on {s['num_train']} rows, X_train has "
-            f"{solver._train.n}: the run will not repeat the original one",
-            stacklevel=4,
+        first = next(iter(model.params.values()))
+        model.params = backends.to_backend(
+            m["params"], backends.backend_of(first), device=backends.device_of(first)
         )
-    # The file's generator states are checked integers within PCG64's bounds.
-    solver._batch_rng.bit_generator.state = s["rng"]["batch"]
-    solver._eval_rng.bit_generator.state = s["rng"]["eval"]
-    solver.optim_configs = backends.to_backend(s["optim_configs"], backend, device=device)
-    solver.epoch, solver.iteration = s["epoch"], s["iteration"]
-    solver._pending = []
-    solver.loss_history = [float(v) for v in s["loss_history"]]
-    solver.train_acc_history = [float(v) for v in s["train_acc_history"]]
-    solver.val_acc_history = [float(v) for v in s["val_acc_history"]]
-    solver.acc_iterations = list(s["acc_iterations"])
-    solver.best_val_acc = float(s["best_val_acc"])
-    solver.best_params = backends.to_backend(s["best_params"], backend, device=device)
-    solver._best_norm_params = backends.to_backend(s["best_norm_params"], backend, device=device)
     solver.last_checkpoint = Path(name)
 
 
@@ -113,11 +76,11 @@ def resume(cls: type, path: str | os.PathLike, model: Any, data: dict, kwargs: d
             f"checkpoint {name!r} has already trained"
         )
     solver = cls(model, data, **settings)
-    if "batch_size" not in kwargs and solver.batch_size > solver._train.n:
+    if "batch_size" not in kwargs and solver.batch_size > solver.num_train:
         # Each step draws batch_size row indices: a file must not choose the allocation.
         raise CheckpointError(
             f"checkpoint {name!r}: solver['settings']['batch_size'] = {solver.batch_size} is "
-            f"larger than the {solver._train.n} rows of X_train (Solver.resume(..., "
+            f"larger than the {solver.num_train} rows of X_train (Solver.resume(..., "
             "batch_size=...) overrides it)"
         )
     _apply(solver, name, state)

@@ -9,31 +9,29 @@ states as plain integers (``xplayers._checkpoint_layout`` has the layout).
 Neither part can hold code, so loading any file, whatever it contains, only
 ever reads numbers: no pickle is involved in saving or loading.
 
-Files are written atomically: the bytes go to a temporary file in the same
-folder, are flushed to disk (fsync), and the temporary file is renamed over
-the target, so a reader sees the old file or the new one, whole. A temporary
-file left behind by a killed process is never read, and is removed by the
-next save of the same checkpoint.
+Files are written atomically (``xplayers._checkpoint_writer``): a reader sees
+the old file or the new one, whole. Reading checks every field
+(``_checkpoint_reader``) and the tensors against each other
+(``_checkpoint_fit``) before a model is built.
 """
 
 from __future__ import annotations
 
-import glob
 import inspect
 import os
-import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import safetensors
-import safetensors.numpy
 
-from . import backends
+from . import backends, models  # noqa: F401 - models: defining the built-in classes registers them
 from ._checkpoint_fit import check_consistent
-from ._checkpoint_layout import FORMAT, VERSION, CheckpointError, CheckpointMismatch, pack
-from ._checkpoint_reader import clip, short, unpack
+from ._checkpoint_layout import FORMAT, VERSION, CheckpointError, CheckpointMismatch
+from ._checkpoint_reader import clip, unpack
+from ._checkpoint_writer import SUFFIX, checkpoint_name_of, epoch_path, write
+from ._checks import short
+from ._model_registry import MODEL_CLASSES
 
 __all__ = [
     "FORMAT",
@@ -48,28 +46,6 @@ __all__ = [
     "save",
 ]
 
-SUFFIX = ".safetensors"
-_EPOCH_FILE = re.compile(r"^(?P<name>.*)_epoch_(?P<epoch>\d+)" + re.escape(SUFFIX) + "$")
-
-
-def epoch_path(name: str | os.PathLike, epoch: int) -> Path:
-    """``{name}_epoch_{epoch}.safetensors``, the file ``Solver(checkpoint_name=name)``
-    writes after ``epoch`` epochs (a trailing ``.safetensors`` on ``name`` is dropped)."""
-    name = str(name)
-    if name.endswith(SUFFIX):
-        name = name[: -len(SUFFIX)]
-    return Path(f"{name}_epoch_{epoch}{SUFFIX}")
-
-
-def checkpoint_name_of(path: str | os.PathLike) -> str:
-    """The ``checkpoint_name`` that wrote ``path`` (``run`` for ``run_epoch_3.safetensors``);
-    the path without its suffix for any other name."""
-    match = _EPOCH_FILE.match(str(path))
-    if match:
-        return match["name"]
-    text = str(path)
-    return text[: -len(SUFFIX)] if text.endswith(SUFFIX) else text
-
 
 def save(path: str | os.PathLike, model: Any, solver: Any = None, info: dict | None = None) -> Path:
     """Write ``model`` (and the state of ``solver``, to resume it) to ``path``, atomically.
@@ -77,9 +53,7 @@ def save(path: str | os.PathLike, model: Any, solver: Any = None, info: dict | N
     ``info`` is free JSON data kept with the checkpoint (the command line
     records the dataset a run used). Returns the path written.
     """
-    tensors, metadata = pack(model, solver, info)
-    _atomic_write(safetensors.numpy.save(tensors, metadata=metadata), Path(path))
-    return Path(path)
+    return write(path, model, solver, info)
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
@@ -160,8 +134,6 @@ def load_model(path: str | os.PathLike, backend: str | None = None, device: Any 
     file's constructor arguments to describe its tensors: the model costs what
     the file holds. Nothing is imported by name.
     """
-    from .models._base import MODEL_CLASSES
-
     state = load(path)
     name, m = str(path), state["model"]
     cls = MODEL_CLASSES.get(m["class"])
@@ -215,22 +187,3 @@ def _check_default_device(backend: str | None, device: Any) -> None:
             f"device {device!r} is not available for models of backend {adapter.name!r} "
             f"here: they live on its default device {adapter.device_name(default)!r}"
         )
-
-
-def _atomic_write(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole."""
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}."
-    for stale in folder.glob(f"{glob.escape(prefix)}*.tmp"):
-        stale.unlink(missing_ok=True)  # left by a process killed mid-write
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

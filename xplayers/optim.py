@@ -19,7 +19,7 @@ chain runs once over the whole array.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -34,6 +34,7 @@ __all__ = [
     "RMSPropScalars",
     "SGDScalars",
     "adam",
+    "decay_learning_rate",
     "get_update_rule",
     "rmsprop",
     "sgd",
@@ -290,6 +291,15 @@ STATE_ARRAYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 #: Config numbers that must lie in [low, high) for the arithmetic to stay real and
 #: finite: Adam divides by 1 - beta1**t and takes the root of 1 - beta2**t.
 CONFIG_RANGES: dict[str, tuple[float, float]] = {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0)}
+
+
+def decay_learning_rate(configs: Iterable[dict], factor: float) -> None:
+    """Multiply each config's ``learning_rate`` by ``factor`` (the Solver's ``lr_decay``
+    after each epoch); a config without one (a callable rule's) is left alone."""
+    for config in configs:
+        # The built-in rules have stored their default rate by their first step.
+        if "learning_rate" in config:
+            config["learning_rate"] *= factor
 
 
 def get_update_rule(rule: Any) -> Any:

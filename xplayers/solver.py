@@ -14,12 +14,18 @@ when training ends or stops. ``loss_history`` is therefore a list of floats
 whenever ``train()`` is not running. A non-finite loss is detected at the
 next flush (at most ``print_every`` iterations late), always before any
 checkpoint is written; the error names the iteration where it first appeared.
+The batches' labels are not read back either: the model's loss gets the
+training labels' range (``label_range``), read once when the Solver is built.
 
-Checkpoints
------------
-With ``checkpoint_name=name`` every accuracy check writes
-``{name}_epoch_{k}.safetensors`` atomically (``xplayers.checkpoint`` holds
-the format, ``xplayers._resume`` writing and resuming).
+Around the loop
+---------------
+``_solver_settings`` checks the keywords, model and data; ``_solver_state``
+holds the state's structure (``state_dict``), its checks and the random
+streams; ``_divergence`` the error a NaN raises; ``_accuracy`` the counting;
+``_parallel_step`` the split over a communicator's ranks; ``_progress`` what is
+shown. With ``checkpoint_name=name`` every accuracy check writes
+``{name}_epoch_{k}.safetensors`` atomically (``_checkpoint_writer``);
+``load_checkpoint`` and ``resume`` load the reading code (``_resume``) when called.
 """
 
 from __future__ import annotations
@@ -33,48 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from . import _progress, _resume, backends
+from . import _progress, _solver_state, backends
+from ._accuracy import count_correct
 from ._batches import Split
-from ._checks import check_int, labels_within
+from ._checkpoint_writer import save_solver
+from ._checks import check_int
+from ._divergence import TrainingDiverged, diverged, nonfinite_params
 from ._parallel_step import parallel_for
-from .optim import get_update_rule
+from ._solver_settings import data_splits, loss_options, solver_settings
+from .optim import decay_learning_rate, get_update_rule
 
 __all__ = ["Solver", "TrainingDiverged"]
-
-_DEFAULTS: dict[str, Any] = {
-    "update_rule": "sgd",
-    "optim_config": None,
-    "lr_decay": 1.0,
-    "batch_size": 100,
-    "num_epochs": 10,
-    "num_train_samples": 1000,
-    "num_val_samples": None,
-    "checkpoint_name": None,
-    "print_every": 10,
-    "verbose": True,
-    "seed": None,
-    "progress": None,
-    "keep_checkpoints": True,
-    "checkpoint_info": None,
-    "comm": None,
-}
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss (or a parameter) became NaN or infinite during ``Solver.train()``.
-
-    ``iteration`` (1-based, as the progress prints count) and ``epoch``
-    (1-based, the epoch being trained) locate the first bad value; ``value``
-    is the loss there (None when a parameter, not the loss, went bad). When it
-    is raised the model holds the best parameters seen so far (before the
-    first accuracy check: its initial parameters, restored).
-    """
-
-    def __init__(self, message: str, iteration: int, epoch: int, value: float | None) -> None:
-        super().__init__(message)
-        self.iteration = iteration
-        self.epoch = epoch
-        self.value = value
 
 
 class Solver:
@@ -109,46 +84,36 @@ class Solver:
     after each epoch), ``acc_iterations`` (the iteration count at each of those
     checks), ``best_val_acc``, ``best_params`` (device copies, restored into
     the model; batch-norm running statistics of the best check are restored
-    with them).
+    with them). ``state_dict()`` / ``load_state_dict()`` hold all of it.
     """
 
     def __init__(self, model: Any, data: dict[str, Any], **kwargs: Any) -> None:
-        unknown = sorted(set(kwargs) - set(_DEFAULTS))
-        if unknown:
-            raise ValueError(f"unrecognized Solver arguments {unknown}; known: {sorted(_DEFAULTS)}")
-        if not hasattr(model, "params") or not hasattr(model, "loss"):
-            raise TypeError(
-                f"model must have 'params' and 'loss(X, y=None)', got {type(model).__name__}"
-            )
-        settings = {**_DEFAULTS, **kwargs}
+        settings = solver_settings(model, kwargs)
         self.model = model
-        missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
-        if missing:
-            raise KeyError(f"data lacks {missing}; it must hold X_train, y_train, X_val, y_val")
+        self._train, self._val = data_splits(data)
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data["X_val"], data["y_val"]
-        self._train = Split("X_train", self.X_train, "y_train", self.y_train)
-        self._val = Split("X_val", self.X_val, "y_val", self.y_val)
-        if self._train.n == 0:
-            raise ValueError("X_train is empty: there is nothing to train on")
-
         self.update_rule_name = settings["update_rule"]
         self.update_rule: Callable = get_update_rule(settings["update_rule"])
-        self.optim_config = dict(settings["optim_config"] or {})
-        self.lr_decay = float(settings["lr_decay"])
-        self.batch_size = check_int("batch_size", settings["batch_size"], 1)
-        self.num_epochs = check_int("num_epochs", settings["num_epochs"], 0)
+        self.optim_config = settings["optim_config"]
+        self.lr_decay = settings["lr_decay"]
+        self.batch_size = settings["batch_size"]
+        self.num_epochs = settings["num_epochs"]
         self.num_train_samples = settings["num_train_samples"]
         self.num_val_samples = settings["num_val_samples"]
         self.checkpoint_name = settings["checkpoint_name"]
-        self.keep_checkpoints = bool(settings["keep_checkpoints"])
+        self.keep_checkpoints = settings["keep_checkpoints"]
         self.checkpoint_info = settings["checkpoint_info"]
         self.last_checkpoint: Path | None = None
-        self.print_every = check_int("print_every", settings["print_every"], 1)
-        self.verbose = bool(settings["verbose"])
+        self.print_every = settings["print_every"]
+        self.verbose = settings["verbose"]
         self.progress = settings["progress"]
         self.seed = settings["seed"]
         self._parallel = parallel_for(settings["comm"], self, (self._train, self._val))
+        self.seed = self._parallel.agreed_seed(self.seed)
+        if not self._parallel.is_root:  # one rank speaks for all
+            self.verbose, self.progress = False, False
+        self._loss_options = loss_options(model, self._train.label_range)
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -165,11 +130,44 @@ class Solver:
         self.val_acc_history: list[float] = []
         self.acc_iterations: list[int] = []
         self._pending: list[Any] = []  # loss arrays not yet read back
-        # Two streams, so an extra check_accuracy call never shifts the batches.
-        batch_seq, eval_seq = np.random.SeedSequence(self.seed).spawn(2)
-        self._batch_rng = np.random.default_rng(batch_seq)
-        self._eval_rng = np.random.default_rng(eval_seq)
+        self._batch_rng, self._eval_rng = _solver_state.streams(self.seed)
         self.optim_configs = {p: copy.deepcopy(self.optim_config) for p in self.model.params}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every piece of training state, as plain values and arrays (copies on the
+        model's backend and device): counters, histories, optimizer configs, generator
+        states, best parameters and batch-norm statistics; ``_solver_state`` lists the
+        keys. With the model's own state it is what a checkpoint holds."""
+        state = {k: _solver_state.device_copies(getattr(self, k)) for k in _solver_state.AS_KEPT}
+        rng = {"batch": self._batch_rng, "eval": self._eval_rng}
+        return {
+            **state,
+            "num_train": self._train.n,
+            "rng": {k: g.bit_generator.state for k, g in rng.items()},
+            "best_norm_params": _solver_state.device_copies(self._best_norm_params),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (a ``state_dict()``, of this model's parameters): the
+        rest of the run is bit-identical to the one it was taken from, on the same backend.
+
+        Arrays are copied to the model's backend and device. TypeError, KeyError or
+        ValueError naming the key for anything ``state_dict()`` would not hold (the solver
+        is then left as it was); a warning when ``state['num_train']`` differs from the
+        rows of X_train.
+        """
+        s = _solver_state.checked(state, self.model, self.update_rule_name, self._train.n)
+        for k in _solver_state.AS_KEPT:
+            setattr(self, k, s[k])
+        self._batch_rng.bit_generator.state = s["rng"]["batch"]
+        self._eval_rng.bit_generator.state = s["rng"]["eval"]
+        self._best_norm_params = s["best_norm_params"]
+        self._pending = []
+
+    @property
+    def num_train(self) -> int:
+        """The rows of X_train: the N each minibatch is drawn from."""
+        return self._train.n
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -183,16 +181,14 @@ class Solver:
         """A parameter of the model, read each time: the model may move."""
         return next(iter(self.model.params.values()))
 
-    def _backend(self) -> str:
-        """The backend of the model's params."""
-        return backends.backend_of(self._first_param())
-
-    def _dtype(self) -> np.dtype:
-        return backends.numpy_dtype(self._first_param().dtype)
-
-    def _device(self) -> Any:
-        """The device of the model's params: every batch is moved there."""
-        return backends.device_of(self._first_param())
+    def _place(self) -> tuple[str, np.dtype, Any]:
+        """The backend, dtype and device of the model's params: every batch goes there."""
+        first = self._first_param()
+        return (
+            backends.backend_of(first),
+            backends.numpy_dtype(first.dtype),
+            backends.device_of(first),
+        )
 
     # --------------------------------------------------------------- training
     def _step(self) -> None:
@@ -200,12 +196,11 @@ class Solver:
         # Sampled with replacement, as CS231n does.
         idx = self._batch_rng.integers(self._train.n, size=self.batch_size)
         idx, weight = self._parallel.share(idx)
-        X_batch, y_batch = self._train.gather(idx, self._backend(), self._dtype(), self._device())
+        X_batch, y_batch = self._train.gather(idx, *self._place())
         begin_step = getattr(self.model, "begin_step", None)
         if begin_step is not None:
             begin_step(self.iteration)
-        with labels_within(*self._train.label_range):
-            loss, grads = self.model.loss(X_batch, y_batch)
+        loss, grads = self.model.loss(X_batch, y_batch, **self._loss_options)
         loss, grads = self._parallel.combine(loss, grads, weight)
         self._pending.append(loss)
         for p, w in self.model.params.items():
@@ -246,58 +241,33 @@ class Solver:
             if not math.isfinite(v):
                 self._diverged(start + i + 1, f"the loss became {v}", v)
 
-    def _check_params_finite(self) -> None:
-        """Before a checkpoint: a parameter may be bad even when every loss was fine."""
-        params = self.model.params
-        xp = backends.get_namespace(**{f"params[{k!r}]": v for k, v in params.items()})
-        flags = [xp.all(xp.isfinite(v)) for v in params.values()]
-        if not bool(xp.all(xp.stack(flags))):
-            bad = [k for k, v in params.items() if not bool(xp.all(xp.isfinite(v)))]
-            self._diverged(self.iteration, f"parameters {bad} became non-finite by", None)
-
-    def _diverged(self, iteration: int, what: str, value: float | None) -> None:
-        """Restore the best parameters and raise TrainingDiverged."""
-        epoch = (iteration - 1) // self.iterations_per_epoch + 1
-        restored = self._restore_best()
-        where = (
-            f"the latest checkpoint is {str(self.last_checkpoint)!r} (written after iteration "
-            f"{self.acc_iterations[-1]})"
-            if self.last_checkpoint is not None and self.acc_iterations
-            else "no checkpoint was written"
-        )
-        at = "" if what.endswith(" by") else " at"
-        message = (
-            f"{what}{at} iteration {iteration} of {self.num_iterations} "
-            f"(epoch {epoch} of {self.num_epochs}); the model now holds {restored}; {where}. "
-            f"Try a smaller learning rate or weight scale."
-        )
-        raise TrainingDiverged(message, iteration, epoch, value)
-
     def _copies(self) -> tuple[dict[str, Any], list[dict] | None]:
         """Device copies of the params and the norm layers' statistics."""
-        norm = getattr(self.model, "norm_params", None)
-        return _copy_params(self.model.params), None if norm is None else [dict(p) for p in norm]
-
-    def _snapshot(self) -> None:
-        """The params (and norm statistics) as the best so far."""
-        self.best_params, self._best_norm_params = self._copies()
+        norm = _solver_state.norm_arrays(self.model)
+        return _solver_state.device_copies(self.model.params), _solver_state.device_copies(norm)
 
     def _restore_best(self) -> str:
         """Put the best params (before the first check: the initial ones) back into the
         model; says what was restored."""
         if self.best_params:
-            params, norm = self.best_params, self._best_norm_params
-            what = f"the best parameters (val acc {self.best_val_acc:.4f})"
-        else:
-            params, norm = self._initial
-            what = "its initial parameters, from before training"
-        # Copies: the caller may write into the model's arrays (gradient checks do).
-        self.model.params = _copy_params(params)
-        live = getattr(self.model, "norm_params", None)
-        if live is not None and norm is not None:
-            for dst, src in zip(live, norm, strict=True):
-                dst.update({k: v for k, v in src.items() if backends.is_array(v)})
-        return what
+            _solver_state.restore(self.model, self.best_params, self._best_norm_params)
+            return f"the best parameters (val acc {self.best_val_acc:.4f})"
+        _solver_state.restore(self.model, *self._initial)
+        return "its initial parameters, from before training"
+
+    def _diverged(self, iteration: int, what: str, value: float | None) -> None:
+        """Restore the best parameters and raise TrainingDiverged."""
+        restored = self._restore_best()
+        written = self.last_checkpoint is not None and self.acc_iterations
+        raise diverged(
+            what,
+            value,
+            iteration,
+            num_epochs=self.num_epochs,
+            iterations_per_epoch=self.iterations_per_epoch,
+            restored=restored,
+            checkpoint=(self.last_checkpoint, self.acc_iterations[-1]) if written else None,
+        )
 
     def check_accuracy(
         self, X: Any, y: Any, num_samples: int | None = None, batch_size: int = 100
@@ -313,23 +283,16 @@ class Solver:
         split = X if isinstance(X, Split) else Split("X", X, "y", y)
         if num_samples is not None and split.n > num_samples:
             split = split.subset(self._eval_rng.integers(split.n, size=num_samples))
-        backend, dtype, device = self._backend(), self._dtype(), self._device()
         batch_size = check_int("batch_size", batch_size, 1)
-        correct = None
-        lo, hi = self._parallel.bounds(split.n)
-        for start in range(lo, hi, batch_size):
-            stop = min(start + batch_size, hi)
-            X_batch, y_batch = split.rows(start, stop, backend, dtype, device)
-            with backends.on_device_of(X_batch):  # CuPy launches on its current device
-                scores = self.model.loss(X_batch)
-                xp = backends.get_namespace(scores=scores, y=y_batch)
-                hits = xp.sum(xp.astype(xp.argmax(scores, axis=1) == y_batch, xp.int64))
-            correct = hits if correct is None else correct + hits
-        return self._parallel.total(0 if correct is None else int(correct)) / max(split.n, 1)
+        rows = self._parallel.bounds(split.n)
+        correct = count_correct(self.model, split, rows, batch_size, self._place())
+        return self._parallel.total(correct) / max(split.n, 1)
 
     def _check_and_save(self) -> tuple[float, float]:
         """The per-epoch check: accuracies, best params, checkpoint."""
-        self._check_params_finite()
+        bad = nonfinite_params(self.model.params)
+        if bad:  # a parameter may be bad even when every loss was fine
+            self._diverged(self.iteration, f"parameters {bad} became non-finite by", None)
         self._parallel.sync_norm_stats(self.model)
         train_acc = self.check_accuracy(self._train, None, num_samples=self.num_train_samples)
         val_acc = self.check_accuracy(self._val, None, num_samples=self.num_val_samples)
@@ -338,8 +301,9 @@ class Solver:
         self.acc_iterations.append(self.iteration)
         if val_acc > self.best_val_acc or not self.best_params:
             self.best_val_acc = max(val_acc, self.best_val_acc)
-            self._snapshot()
-        self._save_checkpoint()
+            self.best_params, self._best_norm_params = self._copies()
+        if self._parallel.is_root:
+            save_solver(self)
         return train_acc, val_acc
 
     def train(self) -> None:
@@ -364,10 +328,7 @@ class Solver:
                     _progress.report_loss(self, bar, t, num_iterations)
                 if epoch_end:
                     self.epoch += 1
-                    for config in self.optim_configs.values():
-                        # The built-in rules have stored their default rate by now.
-                        if "learning_rate" in config:
-                            config["learning_rate"] *= self.lr_decay
+                    decay_learning_rate(self.optim_configs.values(), self.lr_decay)
                 if check:
                     train_acc, val_acc = self._check_and_save()
                     _progress.report_accuracy(self, bar, train_acc, val_acc)
@@ -400,16 +361,14 @@ class Solver:
         }
 
     # ------------------------------------------------------------ checkpoints
-    def _save_checkpoint(self) -> None:
-        if self._parallel.is_root:
-            _resume.save_solver(self)
-
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Load a checkpoint into this solver and its model, to continue with ``train()``.
 
         The model must have the class, parameter names, shapes and dtypes of the
         one saved (CheckpointError naming each difference); it keeps its backend.
         """
+        from . import _resume  # the reading code, loaded by the runs that read
+
         _resume.load_into(self, path)
 
     @classmethod
@@ -424,12 +383,6 @@ class Solver:
         print_every, seed) are reused unless given in ``kwargs``; a callable
         update rule is not saved and must be passed again.
         """
+        from . import _resume  # the reading code, loaded by the runs that read
+
         return _resume.resume(cls, path, model, data, kwargs)
-
-
-def _copy_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Device copies of a dict of arrays (no host round trip)."""
-    if not params:
-        return {}
-    xp = backends.get_namespace(**{f"params[{k!r}]": v for k, v in params.items()})
-    return {k: xp.asarray(v, copy=True) for k, v in params.items()}

@@ -1,7 +1,9 @@
 """Classification losses on scores x: (N, C) with integer labels y: (N,).
 
 Both return (loss, dx): loss a 0-d array averaged over the batch, dx the
-gradient of that loss with respect to x.
+gradient of that loss with respect to x. Both check that y's labels lie in
+[0, C), reading y back to do so unless given ``label_range``: the (min, max)
+the caller knows them to lie within (a Solver knows its training labels').
 """
 
 from __future__ import annotations
@@ -11,20 +13,20 @@ from typing import Any
 from .._checks import check_floating, check_labels, check_ndim, namespace
 
 
-def _scores_and_labels(x: Any, y: Any) -> tuple[Any, Any]:
+def _scores_and_labels(x: Any, y: Any, label_range: tuple[int, int] | None) -> tuple[Any, Any]:
     xp = namespace(x=x, y=y)
     check_ndim("x", x, 2, "scores (N, C)")
     check_floating("x", x, xp)
-    y = check_labels("y", y, x.shape[0], x.shape[1], xp)
+    y = check_labels("y", y, x.shape[0], x.shape[1], xp, label_range)
     return xp, xp.reshape(y, (-1, 1))
 
 
-def softmax_loss(x: Any, y: Any) -> tuple[Any, Any]:
+def softmax_loss(x: Any, y: Any, label_range: tuple[int, int] | None = None) -> tuple[Any, Any]:
     """loss = -mean_n log softmax(x_n)[y_n]; dx = (softmax(x) - onehot(y)) / N.
 
     Shifting by the row maximum keeps exp finite for logits of any size.
     """
-    xp, yc = _scores_and_labels(x, y)
+    xp, yc = _scores_and_labels(x, y, label_range)
     n = x.shape[0]
     shifted = x - xp.max(x, axis=1, keepdims=True)
     log_z = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
@@ -36,9 +38,9 @@ def softmax_loss(x: Any, y: Any) -> tuple[Any, Any]:
     return loss, dx
 
 
-def svm_loss(x: Any, y: Any) -> tuple[Any, Any]:
+def svm_loss(x: Any, y: Any, label_range: tuple[int, int] | None = None) -> tuple[Any, Any]:
     """Multiclass hinge: loss = mean_n sum_{j != y_n} max(0, x_nj - x_ny + 1)."""
-    xp, yc = _scores_and_labels(x, y)
+    xp, yc = _scores_and_labels(x, y, label_range)
     n = x.shape[0]
     correct = xp.take_along_axis(x, yc, axis=1)
     classes = xp.arange(x.shape[1], device=x.device)

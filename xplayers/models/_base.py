@@ -20,12 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import backends
-from .._checkpoint_layout import model_class_name
-
-#: Every Model subclass defined in this process, by module and qualified name:
-#: the only classes ``xplayers.load_model`` rebuilds (it never imports by name).
-MODEL_CLASSES: dict[str, type] = {}
+from .. import _model_registry, backends
 
 Shape = tuple[int, ...]
 
@@ -120,7 +115,7 @@ class Model:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        MODEL_CLASSES[model_class_name(cls)] = cls
+        _model_registry.register(cls)  # the classes xplayers.load_model may rebuild
         if "__init__" in cls.__dict__:
             cls.__init__ = _recording_init(cls.__init__)
 
@@ -244,7 +239,10 @@ class Model:
                 live[k] = backends.asarray(v, self.backend, v.dtype, self.device)
         self.reg = state.get("reg", self.reg)
 
-    def loss(self, X: Any, y: Any = None) -> Any:
+    def loss(self, X: Any, y: Any = None, label_range: tuple[int, int] | None = None) -> Any:
+        """Scores (N, C) when ``y`` is None, else ``(loss, grads)``. ``label_range``, the
+        (min, max) y is known to lie within, goes to the loss layer, which then checks the
+        labels without reading them back (the Solver passes its training labels')."""
         raise NotImplementedError
 
     def begin_step(self, iteration: int) -> None:

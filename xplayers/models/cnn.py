@@ -110,11 +110,11 @@ class ThreeLayerConvNet(Model):
         shapes, _ = _param_shapes(*(args[k] for k in sizes))
         return StateShapes(iter(shapes.items()), iter(()), float_dtype(args["dtype"]))
 
-    def loss(self, X: Any, y: Any = None) -> Any:
+    def loss(self, X: Any, y: Any = None, label_range: tuple[int, int] | None = None) -> Any:
         """Scores (N, num_classes) when ``y`` is None, else ``(loss, grads)``.
 
         X: (N, C, H, W) images, y: (N,) integer labels; ``loss`` is a 0-d
-        array, ``grads`` is keyed like ``params``.
+        array, ``grads`` is keyed like ``params``. ``label_range``: see ``Model.loss``.
         """
         X, y = self.prepare_input(X, y)
         p = self.params
@@ -124,7 +124,7 @@ class ThreeLayerConvNet(Model):
         if y is None:
             return scores
 
-        loss, dscores = softmax_loss(scores, y)
+        loss, dscores = softmax_loss(scores, y, label_range)
         grads: dict[str, Any] = {}
         dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
         dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)

@@ -171,13 +171,14 @@ class FullyConnectedNet(Model):
         """CS231n's name for the per-layer normalization dicts (= ``norm_params``)."""
         return self.norm_params
 
-    def loss(self, X: Any, y: Any = None) -> Any:
+    def loss(self, X: Any, y: Any = None, label_range: tuple[int, int] | None = None) -> Any:
         """Scores, or the loss and its gradients.
 
         X: (N, d_1, ..., d_k) with prod(d_i) = input_dim; y: (N,) integer labels.
         Returns scores (N, C) when ``y`` is None (test mode: batch norm uses its
         running statistics, dropout is off), else ``(loss, grads)`` in train
         mode, with ``loss`` a 0-d array and ``grads`` keyed like ``params``.
+        ``label_range``: see ``Model.loss``.
         """
         X, y = self.prepare_input(X, y)
         mode = "test" if y is None else "train"
@@ -207,7 +208,7 @@ class FullyConnectedNet(Model):
         if y is None:
             return scores
 
-        loss, dscores = softmax_loss(scores, y)
+        loss, dscores = softmax_loss(scores, y, label_range)
         grads: dict[str, Any] = {}
         if last == 1:  # no hidden layer: the data is the only input
             grads["W1"], grads["b1"] = affine_param_grads(dscores, last_cache)
