@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ._base import Backend
 from ._devices import device_label, device_of, devices, on_device_of, parse_case, resolve_device
-from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
+from ._namespace import describe_array, dtype_name, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
     fused_update,
     map_chunks,
@@ -67,6 +67,7 @@ __all__ = [
     "device_label",
     "device_of",
     "devices",
+    "dtype_name",
     "fused_update",
     "get_backend",
     "get_namespace",

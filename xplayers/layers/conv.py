@@ -23,7 +23,7 @@ from typing import Any
 from .. import backends
 from .._checks import namespace
 from . import _conv_channels_last, _conv_flat
-from ._conv_geometry import check_dout, conv_geometry, conv_params, pad_input, unpad
+from ._conv_geometry import check_conv_dout, conv_geometry, conv_params, pad_input, unpad
 
 
 # ---------------------------------------------------------------------- naive
@@ -57,7 +57,7 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     x, w, b, conv_param = cache
     xp = namespace(dout=dout, x=x, w=w)
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
-    check_dout(dout, x, w, ho, wo)
+    check_conv_dout(dout, x, w, ho, wo)
     f, _, hh, ww = w.shape
     xpad = pad_input(x, pad, xp)
     dxpad = xp.zeros_like(xpad)
@@ -205,7 +205,7 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     """
     x, w, _, _, plan = cache
     xp = namespace(dout=dout, x=x, w=w)
-    check_dout(dout, x, w, *plan.out_hw)
+    check_conv_dout(dout, x, w, *plan.out_hw)
     low = plan.lowering
     if plan.transposed:
         return _conv_flat.backward_transposed(dout, x, w, plan.pad, need_dx, xp)
