@@ -1,6 +1,6 @@
 """Inputs that used to go silently wrong: labels, the dtype rule, settings dicts,
 NumPy integer sizes, NaN pooling windows, empty batches, dout of another dtype,
-half-precision floats."""
+strides far past the input, half-precision floats."""
 
 from __future__ import annotations
 
@@ -236,6 +236,7 @@ def _backward_cases(backend, dtype: str) -> dict:
 
     img, w, b, x2, g = a(2, 2, 4, 4), a(3, 2, 3, 3), a(3), a(4, 3), a(3)
     cp, pp = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    far = {"stride": 9, "pad": 1, "truncate": True}  # compacted: the stride passes the input
     runs = {
         "affine": (layers.affine_forward(x2, a(3, 5), a(5)), layers.affine_backward),
         "affine_param_grads": (layers.affine_forward(x2, a(3, 5), a(5)), layers.affine_param_grads),
@@ -256,6 +257,7 @@ def _backward_cases(backend, dtype: str) -> dict:
         ),
         "conv_naive": (layers.conv_forward_naive(img, w, b, cp), layers.conv_backward_naive),
         "conv_fast": (layers.conv_forward_fast(img, w, b, cp), layers.conv_backward_fast),
+        "conv_fast_compact": (layers.conv_forward_fast(img, w, b, far), layers.conv_backward_fast),
         "pool_naive": (layers.max_pool_forward_naive(img, pp), layers.max_pool_backward_naive),
         "pool_fast": (layers.max_pool_forward_fast(img, pp), layers.max_pool_backward_fast),
         "conv_relu": (layers.conv_relu_forward(img, w, b, cp), layers.conv_relu_backward),
@@ -280,8 +282,9 @@ def test_every_backward_refuses_a_dout_of_another_dtype(backend, forward_dtype, 
     dtype, alike on every backend: before, numpy mixed precisions in the
     gradients, torch raised its own RuntimeError, an int dout gave int64."""
     cases = _backward_cases(backend, forward_dtype)
-    assert len(cases) == 18
+    assert len(cases) == 19
     assert isinstance(cases["conv_relu_pool_fused"][1], _conv_pool.ConvPoolCache)
+    assert cases["conv_fast_compact"][1][-1].bands is not None
     for name, (out, cache, backward) in cases.items():
         shape = tuple(out.shape)
         dout = backend.asarray(np.ones(shape), dout_dtype)
@@ -325,6 +328,34 @@ def test_an_empty_batch_through_affine(backend, shape) -> None:
         np.testing.assert_array_equal(backend.numpy(db), np.zeros(4))
     dw, db = layers.affine_param_grads(backend.asarray(np.zeros((0, 4))), cache[0])
     np.testing.assert_array_equal(backend.numpy(dw), np.zeros((6, 4)))
+
+
+# ----------------------------------------------------- strides past the input
+@pytest.mark.parametrize("stride, pad", [(10**9, 0), (10**9, 2), (7, 1)])
+def test_a_stride_past_the_input_costs_the_output_not_the_stride(backend, stride, pad):
+    """conv_param['truncate'] lets the stride pass the input: a stride of 10**9 on
+    an 8x8 image gives the (1, 1) output at once, fast as naive (the fast layer
+    used to build stride**2 phase planes)."""
+    rng = np.random.default_rng(5)
+    x, w, b = (
+        rng.standard_normal((2, 3, 8, 8)),
+        rng.standard_normal((4, 3, 3, 2)),
+        rng.standard_normal(4),
+    )
+    param = {"stride": stride, "pad": pad, "truncate": True}
+    out_n, cache_n = layers.conv_forward_naive(x, w, b, param)
+    ho = (8 + 2 * pad - 3) // stride + 1
+    assert out_n.shape == (2, 4, ho, (8 + 2 * pad - 2) // stride + 1)
+    dout = rng.standard_normal(out_n.shape)
+    want = [out_n, *layers.conv_backward_naive(dout, cache_n)]
+    for fwd, bwd in (
+        (layers.conv_forward_naive, layers.conv_backward_naive),
+        (layers.conv_forward_fast, layers.conv_backward_fast),
+    ):
+        out, cache = fwd(*(backend.asarray(v) for v in (x, w, b)), param)
+        got = [out, *bwd(backend.asarray(dout), cache)]
+        for name, g, e in zip(("out", "dx", "dw", "db"), got, want, strict=True):
+            np.testing.assert_allclose(backend.numpy(g), e, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 # ------------------------------------------------------------ half precision

@@ -27,6 +27,7 @@ from typing import Any
 
 from .._checks import check_dout, namespace
 from . import _conv_channels_last, _conv_flat
+from .conv import backward_on_plan
 from .pool import _offset_index
 
 
@@ -125,6 +126,4 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
             d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
         return xp.reshape(d, (m * ho * low.grid_w, f))
 
-    if isinstance(low, _conv_flat.FlatWindows):
-        return _conv_flat.backward(dout, low, w, need_dx, grid)
-    return _conv_channels_last.backward(dout, low, w, need_dx, grid)
+    return backward_on_plan(dout, plan, w, need_dx, xp, grid)
