@@ -227,7 +227,7 @@ def backward_on_plan(
     dout's chunks positions-major, from a fused layer (see the lowerings' backward)."""
     low = plan.lowering
     if plan.transposed:
-        dx, dw, db = _conv_flat.backward_transposed(dout, low.x, w, plan.pad, need_dx, xp)
+        dx, dw, db = _conv_flat.backward_transposed(dout, low, w, plan.pad, need_dx, xp)
     elif isinstance(low, _conv_channels_last.ChannelsLast):
         dx, dw, db = _conv_channels_last.backward(dout, low, w, need_dx, grid)
     else:
