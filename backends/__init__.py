@@ -22,7 +22,7 @@ from ._devices import device_label, device_of, devices, on_device_of, parse_case
 from ._environment import THREADS_ENV, WORKSPACE_ENV, check_environment
 from ._errors import BackendError, EnvironmentVariableError
 from ._formulas import UpdateFormula
-from ._namespace import describe_array, get_namespace, numpy_dtype, resolve_dtype
+from ._namespace import describe_array, dtype_name, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
     fused_update,
     map_chunks,
@@ -74,6 +74,7 @@ __all__ = [
     "device_label",
     "device_of",
     "devices",
+    "dtype_name",
     "fused_update",
     "get_backend",
     "get_namespace",

@@ -16,7 +16,7 @@ def describe_array(x: Any) -> str:
     several devices add where it lives ('torch ... on cuda:1')."""
     b = _adapter_of(x)
     where = b.name if b is not None else type(x).__name__
-    text = f"{where} {numpy_dtype(x.dtype).name} array of shape {tuple(x.shape)}"
+    text = f"{where} {dtype_name(x.dtype)} array of shape {tuple(x.shape)}"
     if b is not None and not b.single_device:
         text += f" on {b.device_label(x.device)}"
     return text
@@ -28,6 +28,14 @@ def numpy_dtype(dtype: Any) -> np.dtype:
         return np.dtype(dtype)
     except TypeError:
         return np.dtype(str(dtype).rsplit(".", 1)[-1])
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32', 'bfloat16': a dtype's name in any library, also for dtypes NumPy lacks."""
+    try:
+        return numpy_dtype(dtype).name
+    except TypeError:
+        return str(dtype).rsplit(".", 1)[-1]
 
 
 _SCALARS = (int, float, bool, type(None))

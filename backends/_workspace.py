@@ -51,6 +51,12 @@ def release_workspace() -> int:
 
 
 def _nbytes(a: Any) -> int:
+    """Bytes of a kept array: the library's own count where it has one (NumPy, torch,
+    CuPy; torch's bfloat16 has no NumPy dtype to ask), else from the NumPy dtype of
+    the same name (array_api_strict, whose dtypes all have one)."""
+    nbytes = getattr(a, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
     size = 1
     for d in a.shape:
         size *= d

@@ -1,13 +1,18 @@
 """Inputs that used to go silently wrong: labels, the dtype rule, settings dicts,
-NumPy integer sizes, NaN pooling windows, empty batch-norm batches."""
+NumPy integer sizes, NaN pooling windows, empty batches, dout of another dtype,
+strides far past the input, half-precision floats."""
 
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 import pytest
 
 from xplayers import layers
 from xplayers._checks import check_labels
+from xplayers.layers import _conv_pool
 from xplayers.models import FullyConnectedNet
 from xplayers.solver import Solver
 
@@ -250,3 +255,190 @@ def test_an_empty_training_batch_backpropagates_zero_param_grads(backend) -> Non
     assert tuple(dx.shape) == (0, 3)
     np.testing.assert_array_equal(backend.numpy(dgamma), np.zeros(3))
     np.testing.assert_array_equal(backend.numpy(dbeta), np.zeros(3))
+
+
+# ------------------------------------------------------------------ dout
+def _backward_cases(backend, dtype: str) -> dict:
+    """name -> (forward output, cache, backward) of every layer with a backward,
+    run forward on ``backend`` in ``dtype``."""
+    rng = np.random.default_rng(4)
+
+    def a(*shape):
+        return backend.asarray(rng.standard_normal(shape), dtype)
+
+    img, w, b, x2, g = a(2, 2, 4, 4), a(3, 2, 3, 3), a(3), a(4, 3), a(3)
+    cp, pp = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    far = {"stride": 9, "pad": 1, "truncate": True}  # compacted: the stride passes the input
+    runs = {
+        "affine": (layers.affine_forward(x2, a(3, 5), a(5)), layers.affine_backward),
+        "affine_param_grads": (layers.affine_forward(x2, a(3, 5), a(5)), layers.affine_param_grads),
+        "relu": (layers.relu_forward(x2), layers.relu_backward),
+        "affine_relu": (layers.affine_relu_forward(x2, a(3, 5), a(5)), layers.affine_relu_backward),
+        "batchnorm": (layers.batchnorm_forward(x2, g, g, {}), layers.batchnorm_backward),
+        "batchnorm_alt": (layers.batchnorm_forward(x2, g, g, {}), layers.batchnorm_backward_alt),
+        "layernorm": (layers.layernorm_forward(x2, g, g, {}), layers.layernorm_backward),
+        "dropout": (layers.dropout_forward(x2, {"p": 0.5, "seed": 1}), layers.dropout_backward),
+        "dropout_test": (layers.dropout_forward(x2, {"mode": "test"}), layers.dropout_backward),
+        "spatial_batchnorm": (
+            layers.spatial_batchnorm_forward(img, a(2), a(2), {}),
+            layers.spatial_batchnorm_backward,
+        ),
+        "spatial_groupnorm": (
+            layers.spatial_groupnorm_forward(img, a(1, 2, 1, 1), a(1, 2, 1, 1), 2, {}),
+            layers.spatial_groupnorm_backward,
+        ),
+        "conv_naive": (layers.conv_forward_naive(img, w, b, cp), layers.conv_backward_naive),
+        "conv_fast": (layers.conv_forward_fast(img, w, b, cp), layers.conv_backward_fast),
+        "conv_fast_compact": (layers.conv_forward_fast(img, w, b, far), layers.conv_backward_fast),
+        "pool_naive": (layers.max_pool_forward_naive(img, pp), layers.max_pool_backward_naive),
+        "pool_fast": (layers.max_pool_forward_fast(img, pp), layers.max_pool_backward_fast),
+        "conv_relu": (layers.conv_relu_forward(img, w, b, cp), layers.conv_relu_backward),
+        "conv_relu_pool_fused": (
+            layers.conv_relu_pool_forward(img, w, b, cp, pp),
+            layers.conv_relu_pool_backward,
+        ),
+        "conv_relu_pool_chain": (  # an overlapping pool: the unfused chain
+            layers.conv_relu_pool_forward(img, w, b, cp, {**pp, "stride": 1}),
+            layers.conv_relu_pool_backward,
+        ),
+    }
+    return {name: (out, cache, bwd) for name, ((out, cache), bwd) in runs.items()}
+
+
+@pytest.mark.parametrize(
+    ("forward_dtype", "dout_dtype"),
+    [("float64", "float32"), ("float32", "float64"), ("float64", "int64")],
+)
+def test_every_backward_refuses_a_dout_of_another_dtype(backend, forward_dtype, dout_dtype):
+    """A TypeError naming dout (its backend, dtype and shape) and the forward's
+    dtype, alike on every backend: before, numpy mixed precisions in the
+    gradients, torch raised its own RuntimeError, an int dout gave int64."""
+    cases = _backward_cases(backend, forward_dtype)
+    assert len(cases) == 19
+    assert isinstance(cases["conv_relu_pool_fused"][1], _conv_pool.ConvPoolCache)
+    assert cases["conv_fast_compact"][1][-1].bands is not None
+    for name, (out, cache, backward) in cases.items():
+        shape = tuple(out.shape)
+        dout = backend.asarray(np.ones(shape), dout_dtype)
+        match = (
+            rf"dout is {dout_dtype} but the forward ran in {forward_dtype}: cast dout to "
+            rf"{forward_dtype} \(dout is a {backend.name} {dout_dtype} array of shape "
+            rf"{re.escape(str(shape))}.*expected {forward_dtype}\)"
+        )
+        _raises(TypeError, match, name, backward, dout, cache)
+        # The right dtype passes the check, and a wrong shape is still a ValueError.
+        backward(backend.asarray(np.ones(shape), forward_dtype), cache)
+        bad_shape = backend.asarray(np.ones((*shape, 1)), forward_dtype)
+        _raises(ValueError, "dout must have shape", name, backward, bad_shape, cache)
+
+
+def _raises(exc: type, match: str, what: str, fn, *args) -> None:
+    """pytest.raises that names the case ``what`` when it fails."""
+    try:
+        fn(*args)
+    except exc as e:
+        assert re.search(match, str(e)), f"{what}: {e}"
+    else:
+        raise AssertionError(f"{what}: no {exc.__name__}")
+
+
+# ------------------------------------------------------------ empty batches
+@pytest.mark.parametrize("shape", [(0, 6), (0, 2, 3)])
+def test_an_empty_batch_through_affine(backend, shape) -> None:
+    """N = 0: an empty (0, M) output, an empty dx and zero dw and db."""
+    x = backend.asarray(np.zeros(shape))
+    w, b = backend.asarray(np.ones((6, 4))), backend.asarray(np.ones(4))
+    for forward, backward in (
+        (layers.affine_forward, layers.affine_backward),
+        (layers.affine_relu_forward, layers.affine_relu_backward),
+    ):
+        out, cache = forward(x, w, b)
+        assert tuple(out.shape) == (0, 4) and out.dtype == x.dtype
+        dx, dw, db = backward(backend.asarray(np.zeros((0, 4))), cache)
+        assert tuple(dx.shape) == shape
+        np.testing.assert_array_equal(backend.numpy(dw), np.zeros((6, 4)))
+        np.testing.assert_array_equal(backend.numpy(db), np.zeros(4))
+    dw, db = layers.affine_param_grads(backend.asarray(np.zeros((0, 4))), cache[0])
+    np.testing.assert_array_equal(backend.numpy(dw), np.zeros((6, 4)))
+
+
+# ----------------------------------------------------- strides past the input
+@pytest.mark.parametrize("stride, pad", [(10**9, 0), (10**9, 2), (7, 1)])
+def test_a_stride_past_the_input_costs_the_output_not_the_stride(backend, stride, pad):
+    """conv_param['truncate'] lets the stride pass the input: a stride of 10**9 on
+    an 8x8 image gives the (1, 1) output at once, fast as naive (the fast layer
+    used to build stride**2 phase planes)."""
+    rng = np.random.default_rng(5)
+    x, w, b = (
+        rng.standard_normal((2, 3, 8, 8)),
+        rng.standard_normal((4, 3, 3, 2)),
+        rng.standard_normal(4),
+    )
+    param = {"stride": stride, "pad": pad, "truncate": True}
+    out_n, cache_n = layers.conv_forward_naive(x, w, b, param)
+    ho = (8 + 2 * pad - 3) // stride + 1
+    assert out_n.shape == (2, 4, ho, (8 + 2 * pad - 2) // stride + 1)
+    dout = rng.standard_normal(out_n.shape)
+    want = [out_n, *layers.conv_backward_naive(dout, cache_n)]
+    for fwd, bwd in (
+        (layers.conv_forward_naive, layers.conv_backward_naive),
+        (layers.conv_forward_fast, layers.conv_backward_fast),
+    ):
+        out, cache = fwd(*(backend.asarray(v) for v in (x, w, b)), param)
+        got = [out, *bwd(backend.asarray(dout), cache)]
+        for name, g, e in zip(("out", "dx", "dw", "db"), got, want, strict=True):
+            np.testing.assert_allclose(backend.numpy(g), e, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+# ------------------------------------------------------------ half precision
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_runs_naive_and_fast_alike(backend, dtype) -> None:
+    """The floating dtypes a library has beyond the standard's (numpy float16, torch
+    float16 and bfloat16) run naive and fast, in their own dtype; the fast conv
+    used to fail in its work-array bookkeeping on bfloat16. Values in {-1, 0, 1}
+    make every product and sum exact even in bfloat16."""
+    xp = backend.xp
+    if not hasattr(xp, dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    half = getattr(xp, dtype)
+    rng = np.random.default_rng(6)
+    host = [rng.integers(-1, 2, s).astype(np.float64) for s in ((2, 3, 6, 6), (4, 3, 3, 3), (4,))]
+    cp, pp = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+    def run(arrays, fwd, bwd, *params):
+        out, cache = fwd(*arrays, *params)
+        dout = np.cos(np.arange(math.prod(out.shape))).round().reshape(tuple(out.shape))
+        return [out, *bwd(xp.astype(backend.asarray(dout), out.dtype), cache)]
+
+    def exact(arrays):
+        return [backend.numpy(xp.astype(a, xp.float32)) for a in arrays]
+
+    halves = [xp.astype(backend.asarray(a), half) for a in host]
+    wides = [backend.asarray(a) for a in host]
+    for fwd, bwd, params in (
+        (layers.conv_forward_naive, layers.conv_backward_naive, (cp,)),
+        (layers.conv_forward_fast, layers.conv_backward_fast, (cp,)),
+        (layers.conv_relu_pool_forward, layers.conv_relu_pool_backward, (cp, pp)),
+    ):
+        got = run(halves, fwd, bwd, *params)
+        assert all(a.dtype == half for a in got), fwd.__name__
+        want = exact(run(wides, fwd, bwd, *params))
+        for g, e in zip(exact(got), want, strict=True):
+            np.testing.assert_array_equal(g, e, err_msg=fwd.__name__)
+
+
+def test_a_half_precision_mismatch_names_both_dtypes(backend) -> None:
+    xp = backend.xp
+    if not hasattr(xp, "bfloat16"):
+        pytest.skip(f"{backend.name} has no bfloat16")
+    x = xp.astype(backend.asarray(np.ones((1, 2, 4, 4))), xp.bfloat16)
+    w, b = backend.asarray(np.ones((3, 2, 3, 3)), "float32"), backend.asarray(np.zeros(3))
+    cp = {"stride": 1, "pad": 1}
+    with pytest.raises(
+        TypeError, match=rf"w is float32 but x is bfloat16.*{backend.name} bfloat16"
+    ):
+        layers.conv_forward_fast(x, w, b, cp)
+    w, b = xp.astype(w, xp.bfloat16), xp.astype(b, xp.bfloat16)
+    out, cache = layers.conv_forward_fast(x, w, b, cp)
+    with pytest.raises(TypeError, match=r"dout is float32 but the forward ran in bfloat16"):
+        layers.conv_backward_fast(xp.astype(out, xp.float32), cache)

@@ -68,12 +68,26 @@ def check_param(name: str, p: Any, x: Any, xp: ModuleType) -> Any:
     if xp.isdtype(p.dtype, ("integral", "bool")):
         return xp.astype(p, x.dtype)
     if xp.isdtype(p.dtype, "real floating"):
-        p_dtype, x_dtype = backends.numpy_dtype(p.dtype), backends.numpy_dtype(x.dtype)
+        p_dtype, x_dtype = backends.dtype_name(p.dtype), backends.dtype_name(x.dtype)
         raise TypeError(
             f"{name} is {p_dtype} but x is {x_dtype}: cast one of them so they share a "
             f"dtype ({name} is a {describe(p)}, x is a {describe(x)})"
         )
     raise TypeError(f"{name} must be a real array, got a {describe(p)}")
+
+
+def check_dout(dout: Any, shape: tuple[int | None, ...], dtype: Any, layout: str) -> None:
+    """A backward's upstream gradient: ``shape`` (``layout`` says what it is, for the
+    error) and ``dtype``, the dtype the forward ran in. A wrong shape is a ValueError,
+    another dtype (another precision, an integer) a TypeError, alike on every backend:
+    the gradients would otherwise mix precisions, or fail inside the library."""
+    check_shape("dout", dout, shape, layout)
+    if dout.dtype != dtype:
+        want, got = backends.dtype_name(dtype), backends.dtype_name(dout.dtype)
+        raise TypeError(
+            f"dout is {got} but the forward ran in {want}: cast dout to {want} "
+            f"(dout is a {describe(dout)}, expected {want})"
+        )
 
 
 def check_int(name: str, value: Any, low: int) -> int:

@@ -26,6 +26,18 @@ def conv_chunks(
     return policy.split_batch(n, min(cap, int(scale * policy.chunk_elements) // per_image))
 
 
+def all_finite(a: Any, xp: ModuleType) -> bool:
+    """True when ``a`` holds no NaN and no infinity (one reduction, one read-back).
+
+    The fast convolutions multiply some values by zeros the formula does not
+    have (the junk and padding of their layouts), and 0 * inf and 0 * NaN
+    are NaN: a chunk where this says False takes a path without such zeros.
+    Called on small arrays (a chunk's weight-gradient share, whose sum any
+    non-finite term makes non-finite) or on the chunk's input.
+    """
+    return bool(xp.all(xp.isfinite(a)))
+
+
 def sum_in_order(parts: list, shape: tuple[int, ...], like: Any, xp: ModuleType) -> Any:
     """parts[0] + parts[1] + ..., always in this order (same bits on every run);
     zeros of ``shape`` when there are no parts (an empty batch)."""

@@ -12,7 +12,7 @@ from typing import Any
 from .. import backends
 from ..backends import Workspace
 from . import _conv_flat
-from ._chunks import conv_chunks, sum_along, sum_grads
+from ._chunks import all_finite, conv_chunks, sum_along, sum_grads
 
 
 class ChannelsLast:
@@ -163,13 +163,43 @@ class ChannelsLast:
         columns, zero elsewhere, columns ordered like the rows of ``columns``."""
         xp, s, t = self.xp, self.stride, self.tile
         f, c, hh, ww = w.shape
-        last = xp.permute_dims(w, (0, 2, 3, 1))
         if t == 1:
-            return xp.reshape(last, (f, hh * ww * c))
+            return _filters_last(w, xp)
+        last = xp.permute_dims(w, (0, 2, 3, 1))
         shifted = xp.zeros((t, f, hh, self.kw, c), dtype=w.dtype, device=w.device)
         for k in range(t):
             shifted[k, :, :, s * k : s * k + ww, :] = last
         return xp.reshape(shifted, (t * f, self.rows))
+
+    def copy_products(self, cols: Any, w: Any, prod: Any) -> None:
+        """prod (rows, t*F) = columns @ wk.T without wk's zeros: copy k of the filters
+        meets only its own WW columns of each row, one product per copy.
+
+        For a tile's chunk whose x holds a NaN or an infinity: in the one product
+        the zeros that shift the copies would meet it, and 0 * inf is NaN, in
+        outputs whose windows do not hold it.
+        """
+        xp, s, c, ww, m = self.xp, self.stride, self.c, self.ww, cols.shape[0]
+        f = w.shape[0]
+        filters_t = xp.matrix_transpose(_filters_last(w, xp))
+        rows = xp.reshape(cols, (m, self.hh, self.kw * c))
+        part = self.work.zeros("cols-copy", (m, self.hh, ww * c))
+        for k in range(self.tile):
+            part[...] = rows[:, :, s * k * c : (s * k + ww) * c]
+            prod[:, k * f : (k + 1) * f] = xp.reshape(part, (m, self.hh * ww * c)) @ filters_t
+
+    def copy_dcols(self, d2: Any, w: Any) -> Any:
+        """d2 (rows, t*F) @ wk without wk's zeros, one product per copy added into its
+        own WW columns: for a tile's chunk whose dout holds a NaN or an infinity (see
+        ``copy_products``)."""
+        xp, s, c, ww, m = self.xp, self.stride, self.c, self.ww, d2.shape[0]
+        f = w.shape[0]
+        filters = _filters_last(w, xp)
+        dcols = xp.zeros((m, self.hh, self.kw * c), dtype=d2.dtype, device=d2.device)
+        for k in range(self.tile):
+            part = xp.reshape(d2[:, k * f : (k + 1) * f] @ filters, (m, self.hh, ww * c))
+            dcols[:, :, s * k * c : (s * k + ww) * c] += part
+        return xp.reshape(dcols, (m, self.rows))
 
     def fold(self, dwk: Any, db: Any) -> tuple[Any, Any]:
         """Adjoint of ``weights`` for dwk.T (HH*KW*C, t*F), and db (t*F,) summed over
@@ -200,7 +230,10 @@ def forward(out: Any, low: ChannelsLast, w: Any, b: Any, emit: Any = None) -> No
         n0, n1 = span
         cols = low.columns(n0, n1)
         prod = low.work.zeros("prod", (cols.shape[0], t * f))
-        backends.matmul_into(cols, wkt, prod)
+        if t > 1 and not all_finite(low.x[n0:n1, ...], xp):
+            low.copy_products(cols, w, prod)
+        else:
+            backends.matmul_into(cols, wkt, prod)
         prod += bias
         if emit is not None:
             emit(n0, xp.reshape(prod, (cols.shape[0] * t, f)))
@@ -248,11 +281,22 @@ def backward(
         if flat is not None:
             flat.dx_into(dx, n0, w2t, xp.matrix_transpose(g))
         elif need_dx:
-            dcols = low.work.zeros("dcols", tuple(cols.shape))
-            low.col2im_into(dx, n0, backends.matmul_into(d2, wk, dcols))
+            # dw's share is not finite where dout (or x) is not: wk's zeros then stay
+            # out of the product.
+            if t > 1 and not all_finite(grads[0], xp):
+                dcols = low.copy_dcols(d2, w)
+            else:
+                dcols = backends.matmul_into(d2, wk, low.work.zeros("dcols", tuple(cols.shape)))
+            low.col2im_into(dx, n0, dcols)
         return grads
 
     parts = backends.map_chunks(chunk, low.chunks, x)
     dwkt, db = sum_grads(parts, (low.rows, t * f), t * f, x, xp)
     dw, db = low.fold(dwkt, db)
     return dx, dw, db
+
+
+def _filters_last(w: Any, xp: ModuleType) -> Any:
+    """w (F, C, HH, WW) as (F, HH*WW*C), channels last like the rows of columns."""
+    f, c, hh, ww = w.shape
+    return xp.reshape(xp.permute_dims(w, (0, 2, 3, 1)), (f, hh * ww * c))

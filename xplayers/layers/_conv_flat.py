@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import backends
 from ..backends import Workspace
-from ._chunks import conv_chunks, sum_along, sum_grads
+from ._chunks import all_finite, conv_chunks, sum_along, sum_grads
 
 
 def _phase_span(phase: int, stride: int, pad: int, size: int, count: int) -> tuple[int, int, int]:
@@ -155,6 +155,19 @@ class FlatWindows:
         for k, a, b, start in self.offsets:
             cols[:, k, ...] = flat[a, b, :, :, start : start + length]
         return xp.reshape(cols, (self.rows, m * length))
+
+    def junk_free(self, cols: Any) -> Any:
+        """``columns`` with the junk columns zero (a copy).
+
+        The junk holds pixels of other windows, met by dout's zero junk in dw's
+        product: where such a pixel is NaN or infinite, 0 * it is NaN in entries
+        of dw that no window links to it. For chunks whose dw share is not finite.
+        """
+        xp = self.xp
+        grid = xp.reshape(cols, (self.rows, cols.shape[1] // self.length, self.ho, self.grid_w))
+        real = xp.arange(self.grid_w, device=cols.device) < self.wo
+        zero = xp.zeros((), dtype=cols.dtype, device=cols.device)
+        return xp.reshape(xp.where(real, grid, zero), tuple(cols.shape))
 
     def col2im(self, dcols: Any, m: int) -> Any:
         """Adjoint of ``columns``: (C*HH*WW, nb*Ho*grid_w) -> plane gradient (s, s, C, nb, hs, ws).
@@ -292,6 +305,8 @@ def backward(
         # It goes first, while the columns are in cache. d2's junk columns
         # are zero, so they add nothing to db.
         grads = cols @ xp.matrix_transpose(d2), sum_along(d2, 1, xp)
+        if low.grid_w > low.wo and not all_finite(grads[0], xp):
+            grads = low.junk_free(cols) @ xp.matrix_transpose(d2), grads[1]
         if need_dx:
             low.dx_into(dx, n0, w2t, d2)
         return grads
@@ -302,7 +317,7 @@ def backward(
 
 
 def backward_transposed(
-    dout: Any, x: Any, w: Any, pad: int, need_dx: bool, xp: ModuleType
+    dout: Any, fwd: FlatWindows, w: Any, pad: int, need_dx: bool, xp: ModuleType
 ) -> tuple[Any, Any, Any]:
     """dx, dw and db of a stride-1 convolution; dx and dw from the columns of dout.
 
@@ -312,8 +327,13 @@ def backward_transposed(
     colsd[(f, HH-1-i, WW-1-j), (n, y, u)] = dout[n, f, y+pad-i, u+pad-j]:
     dw[f, c, i, j] = sum over n, y, u of x[n, c, y, u] times that, i.e.
     dwt (F*HH*WW, C) = colsd @ xg.T with xg x on the (H, ws) grid (zero in
-    the junk columns). No columns of x are rebuilt in the backward.
+    the junk columns). No columns of x are rebuilt in the backward, except
+    for a chunk whose dw share is not finite (a NaN or an infinity in its x
+    or dout): colsd's zero padding then meets x where the formula has no
+    term (0 * inf is NaN), so that share comes from ``fwd``, the forward's
+    flat windows of x, as in ``backward``.
     """
+    x = fwd.x
     _, c, h, wd = x.shape
     f, _, hh, ww = w.shape
     work = backends.workspace(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), 1, pad))
@@ -327,6 +347,8 @@ def backward_transposed(
         cols = low.columns(n0, n1)
         xg = on_grid(work, "xgrid", x, n0, n1, low.grid_w, xp)
         grads = cols @ xp.matrix_transpose(xg), xp.sum(dout[n0:n1, ...], axis=(0, 2, 3))
+        if not all_finite(grads[0], xp):
+            grads = _flipped_share(fwd, dout, n0, n1, w.shape, xp), grads[1]
         if need_dx:
             prod = work.zeros("prod", (c, cols.shape[1]))
             write_grid(dx, n0, backends.matmul_into(wt2, cols, prod), low.grid_w, xp)
@@ -336,3 +358,15 @@ def backward_transposed(
     dwt, db = sum_grads(parts, (low.rows, c), f, x, xp)
     dw = xp.permute_dims(xp.flip(xp.reshape(dwt, (f, hh, ww, c)), axis=(1, 2)), (0, 3, 1, 2))
     return dx, xp.reshape(xp.reshape(dw, (-1,)), tuple(w.shape)), db  # dw: a C-ordered copy
+
+
+def _flipped_share(
+    fwd: FlatWindows, dout: Any, n0: int, n1: int, w_shape: tuple, xp: ModuleType
+) -> Any:
+    """The dw share of x[n0:n1] from x's columns, cols @ dout2.T (C*HH*WW, F), laid out
+    as ``backward_transposed`` sums them: (F*HH*WW, C), kernel flipped."""
+    f, c, hh, ww = w_shape
+    d2 = on_grid(fwd.work, "dout", dout, n0, n1, fwd.grid_w, xp)
+    share = xp.reshape(fwd.columns(n0, n1) @ xp.matrix_transpose(d2), (c, hh, ww, f))
+    flipped = xp.flip(xp.permute_dims(share, (3, 1, 2, 0)), axis=(1, 2))
+    return xp.reshape(flipped, (f * hh * ww, c))

@@ -14,7 +14,15 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from .._checks import check_floating, check_int, check_ndim, check_param, check_shape, describe
+from .._checks import (
+    check_dout,
+    check_floating,
+    check_int,
+    check_ndim,
+    check_param,
+    check_shape,
+    describe,
+)
 
 
 def conv_params(x: Any, w: Any, b: Any, xp: ModuleType) -> tuple[Any, Any]:
@@ -66,8 +74,9 @@ def conv_geometry(x: Any, w: Any, b: Any, conv_param: dict, xp: ModuleType) -> t
     return stride, pad, sizes[0], sizes[1]
 
 
-def check_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
-    check_shape("dout", dout, (x.shape[0], w.shape[0], ho, wo), "(N, F, Ho, Wo) of the output")
+def check_conv_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
+    """dout (N, F, Ho, Wo) in x's dtype."""
+    check_dout(dout, (x.shape[0], w.shape[0], ho, wo), x.dtype, "(N, F, Ho, Wo) of the output")
 
 
 def pad_input(x: Any, pad: int, xp: ModuleType) -> Any:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .._checks import check_shape, namespace
+from .._checks import check_dout, namespace
 from . import _conv_channels_last, _conv_flat
+from .conv import backward_on_plan
 from .pool import _offset_index
 
 
@@ -109,7 +110,7 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
     x, w, plan, (ph, pw), route = cache.x, cache.w, cache.plan, cache.pool, cache.route
     xp = namespace(dout=dout, x=x, w=w)
     n, hp, wp, f = route.shape
-    check_shape("dout", dout, (n, f, hp, wp), "(N, F, Hp, Wp) of the pooled output")
+    check_dout(dout, (n, f, hp, wp), x.dtype, "(N, F, Hp, Wp) of the pooled output")
     low = plan.lowering
     ho = plan.out_hw[0]
 
@@ -125,6 +126,4 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
             d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
         return xp.reshape(d, (m * ho * low.grid_w, f))
 
-    if isinstance(low, _conv_flat.FlatWindows):
-        return _conv_flat.backward(dout, low, w, need_dx, grid)
-    return _conv_channels_last.backward(dout, low, w, need_dx, grid)
+    return backward_on_plan(dout, plan, w, need_dx, xp, grid)

@@ -1,11 +1,15 @@
-"""Fully connected (affine) layer: out = x.reshape(N, D) @ w + b."""
+"""Fully connected (affine) layer: out = x.reshape(N, D) @ w + b.
+
+An empty batch (N = 0) gives an empty (0, M) output, and zero dw and db.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import backends
-from .._checks import check_floating, check_param, check_shape, describe, namespace
+from .._checks import check_dout, check_floating, check_param, check_shape, describe, namespace
 
 
 def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
@@ -17,8 +21,7 @@ def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     w, b = check_param("w", w, x, xp), check_param("b", b, x, xp)
     if w.ndim != 2:
         raise ValueError(f"w must be 2-d (D, M), got a {describe(w)}")
-    n = x.shape[0]
-    x2 = xp.reshape(x, (n, -1))
+    x2 = _flat(x, xp)
     if x2.shape[1] != w.shape[0]:
         raise ValueError(
             f"x flattens to {tuple(x2.shape)} but w expects D={w.shape[0]} features: "
@@ -27,6 +30,12 @@ def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     check_shape("b", b, (w.shape[1],), f"to match w's {w.shape[1]} outputs")
     out = backends.matmul(x2, w) + b
     return out, (x, w, b)
+
+
+def _flat(x: Any, xp: Any) -> Any:
+    """x (N, d_1, ..., d_k) as (N, D), D = d_1 * ... * d_k (also for N = 0, where
+    a -1 in the shape would be ambiguous)."""
+    return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
 
 def affine_param_grads(dout: Any, cache: tuple) -> tuple[Any, Any]:
@@ -38,8 +47,8 @@ def affine_param_grads(dout: Any, cache: tuple) -> tuple[Any, Any]:
     x, w, _ = cache
     xp = namespace(dout=dout, x=x)
     n = x.shape[0]
-    check_shape("dout", dout, (n, w.shape[1]), "(N, M) of the forward output")
-    return backends.matmul(xp.reshape(x, (n, -1)).T, dout), xp.sum(dout, axis=0)
+    check_dout(dout, (n, w.shape[1]), x.dtype, "(N, M) of the forward output")
+    return backends.matmul(_flat(x, xp).T, dout), xp.sum(dout, axis=0)
 
 
 def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:

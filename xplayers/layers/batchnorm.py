@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from .._checks import (
+    check_dout,
     check_floating,
     check_mode,
     check_ndim,
@@ -93,7 +94,7 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """
     x, xhat, mean, inv_std, gamma = check_train_cache(cache)
     xp = namespace(dout=dout, x=x)
-    check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
+    check_dout(dout, tuple(x.shape), x.dtype, "(the shape of x)")
     n = x.shape[0]
     dgamma, dbeta = affine_params_backward(xp, dout, xhat, (0,))
     centered = x - mean
@@ -111,7 +112,7 @@ def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """Closed form: dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))."""
     x, xhat, _, inv_std, gamma = check_train_cache(cache)
     xp = namespace(dout=dout, x=x)
-    check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
+    check_dout(dout, tuple(x.shape), x.dtype, "(the shape of x)")
     dgamma, dbeta = affine_params_backward(xp, dout, xhat, (0,))
     dx = normalize_backward(xp, dout * gamma, xhat, inv_std, (0,))
     return dx, dgamma, dbeta

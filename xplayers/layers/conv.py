@@ -22,8 +22,8 @@ from typing import Any
 
 from .. import backends
 from .._checks import namespace
-from . import _conv_channels_last, _conv_flat
-from ._conv_geometry import check_dout, conv_geometry, conv_params, pad_input, unpad
+from . import _conv_bands, _conv_channels_last, _conv_flat
+from ._conv_geometry import check_conv_dout, conv_geometry, conv_params, pad_input, unpad
 
 
 # ---------------------------------------------------------------------- naive
@@ -57,7 +57,7 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     x, w, b, conv_param = cache
     xp = namespace(dout=dout, x=x, w=w)
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
-    check_dout(dout, x, w, ho, wo)
+    check_conv_dout(dout, x, w, ho, wo)
     f, _, hh, ww = w.shape
     xpad = pad_input(x, pad, xp)
     dxpad = xp.zeros_like(xpad)
@@ -114,6 +114,9 @@ def fast_layout(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int,
     """The column layout ``conv_forward_fast`` uses for x (N, C, H, W) and w (F, C, HH, WW):
     "flat" or "channels_last" (see LOWERING)."""
     wo = (x_shape[3] + 2 * pad - w_shape[3]) // stride + 1
+    padded = (x_shape[2] + 2 * pad, x_shape[3] + 2 * pad)
+    if _conv_bands.compacts(stride, tuple(w_shape[2:]), padded):
+        stride = max(w_shape[2:])  # the stride of the compact convolution
     return "channels_last" if _use_channels_last(stride, x_shape[1], wo) else "flat"
 
 
@@ -123,7 +126,10 @@ class ConvPlan:
 
     ``lowering`` holds x's columns layout, its batch chunks and work arrays;
     ``transposed`` says the backward takes dx and dw from the columns of dout
-    (stride 1, F <= C, flat windows), so it builds no columns of x.
+    (stride 1, F <= C, flat windows), so it builds no columns of x. Where the
+    stride passes the kernel and the input, ``bands`` made x compact (``_conv_bands``):
+    the lowering then runs on that (its ``x``), with ``stride`` and ``pad``
+    those of the compact convolution, and dx is scattered back.
     """
 
     stride: int
@@ -131,11 +137,16 @@ class ConvPlan:
     out_hw: tuple[int, int]
     lowering: _conv_flat.FlatWindows | _conv_channels_last.ChannelsLast
     transposed: bool
+    bands: _conv_bands.Bands | None = None
 
 
 def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
     f, c, hh, ww = w.shape
+    bands = None
+    if _conv_bands.compacts(stride, (hh, ww), (x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)):
+        bands = _conv_bands.Bands(x, (hh, ww), stride, pad, (ho, wo), xp)
+        x, stride, pad = bands.gather(x), bands.band, 0
     last = _use_channels_last(stride, c, wo)
     key = ("x-last" if last else "x", tuple(x.shape[1:]), tuple(w.shape), stride, pad)
     work = backends.workspace(xp, x, key)
@@ -147,7 +158,7 @@ def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
     else:
         low = _conv_flat.FlatWindows(x, (hh, ww), stride, (pad, pad), (ho, wo), work, policy, xp)
     transposed = not last and stride == 1 and pad < hh and pad < ww and f <= c
-    return ConvPlan(stride, pad, (ho, wo), low, transposed)
+    return ConvPlan(stride, pad, (ho, wo), low, transposed, bands)
 
 
 def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
@@ -205,10 +216,22 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     """
     x, w, _, _, plan = cache
     xp = namespace(dout=dout, x=x, w=w)
-    check_dout(dout, x, w, *plan.out_hw)
+    check_conv_dout(dout, x, w, *plan.out_hw)
+    return backward_on_plan(dout, plan, w, need_dx, xp)
+
+
+def backward_on_plan(
+    dout: Any, plan: ConvPlan, w: Any, need_dx: bool, xp: Any, grid: Any = None
+) -> tuple[Any, Any, Any]:
+    """dx (None unless need_dx), dw, db as ``plan`` says, for a checked dout; ``grid``:
+    dout's chunks positions-major, from a fused layer (see the lowerings' backward)."""
     low = plan.lowering
     if plan.transposed:
-        return _conv_flat.backward_transposed(dout, x, w, plan.pad, need_dx, xp)
-    if isinstance(low, _conv_channels_last.ChannelsLast):
-        return _conv_channels_last.backward(dout, low, w, need_dx)
-    return _conv_flat.backward(dout, low, w, need_dx)
+        dx, dw, db = _conv_flat.backward_transposed(dout, low, w, plan.pad, need_dx, xp)
+    elif isinstance(low, _conv_channels_last.ChannelsLast):
+        dx, dw, db = _conv_channels_last.backward(dout, low, w, need_dx, grid)
+    else:
+        dx, dw, db = _conv_flat.backward(dout, low, w, need_dx, grid)
+    if dx is not None and plan.bands is not None:
+        dx = plan.bands.scatter(dx)
+    return dx, dw, db

@@ -11,11 +11,15 @@ import numbers
 from typing import Any
 
 from .. import backends
-from .._checks import check_floating, check_mode, check_shape, namespace
+from .._checks import check_dout, check_floating, check_mode, namespace
 
 
 def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
-    """x: any shape -> out = x * mask, mask = (u < p) / p with u ~ U[0, 1)."""
+    """x: any shape -> out = x * mask, mask = (u < p) / p with u ~ U[0, 1).
+
+    The cache is (dropout_param, mask or None in test mode, an array with x's
+    shape, dtype, backend and device: the mask, or x itself in test mode).
+    """
     xp = namespace(x=x)
     mode = check_mode("dropout_param", dropout_param)
     check_floating("x", x, xp)
@@ -25,15 +29,13 @@ def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
     if mode == "train":
         u = backends.uniform_like(x, seed=dropout_param.get("seed"))
         mask = xp.astype(u < p, x.dtype) / p
-        return x * mask, (dropout_param, mask)
-    return x, (dropout_param, None)
+        return x * mask, (dropout_param, mask, mask)
+    return x, (dropout_param, None, x)
 
 
 def dropout_backward(dout: Any, cache: tuple) -> Any:
     """dx = dout * mask in train mode, dout in test mode."""
-    _, mask = cache
-    if mask is None:
-        return dout
-    namespace(dout=dout, mask=mask)
-    check_shape("dout", dout, tuple(mask.shape), "(the shape of x)")
-    return dout * mask
+    _, mask, like = cache
+    namespace(dout=dout, x=like)
+    check_dout(dout, tuple(like.shape), like.dtype, "(the shape of x)")
+    return dout if mask is None else dout * mask

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._checks import (
+    check_dout,
     check_floating,
     check_ndim,
     check_param,
@@ -37,7 +38,7 @@ def layernorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """dout: (N, D) -> dx: (N, D), dgamma: (D,), dbeta: (D,)."""
     xhat, inv_std, gamma = cache
     xp = namespace(dout=dout, xhat=xhat)
-    check_shape("dout", dout, tuple(xhat.shape), "(the shape of x)")
+    check_dout(dout, tuple(xhat.shape), xhat.dtype, "(the shape of x)")
     dgamma, dbeta = affine_params_backward(xp, dout, xhat, (0,))
     dx = normalize_backward(xp, dout * gamma, xhat, inv_std, (1,))
     return dx, dgamma, dbeta

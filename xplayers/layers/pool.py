@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import backends
-from .._checks import check_floating, check_int, check_ndim, check_shape, describe, namespace
+from .._checks import check_dout, check_floating, check_int, check_ndim, describe, namespace
 
 
 # ----------------------------------------------------------------- validation
@@ -71,7 +71,7 @@ def _unpack_cache(dout: Any, cache: tuple) -> tuple[Any, ModuleType, int, int, i
     x, pool_param = cache[0], cache[-1]
     xp = namespace(dout=dout, x=x)
     ph, pw, stride, ho, wo = _pool_geometry(x, pool_param, xp)
-    check_shape("dout", dout, (x.shape[0], x.shape[1], ho, wo), "(N, C, Ho, Wo) of the output")
+    check_dout(dout, (x.shape[0], x.shape[1], ho, wo), x.dtype, "(N, C, Ho, Wo) of the output")
     return x, xp, ph, pw, stride, ho, wo
 
 

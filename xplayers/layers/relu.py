@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._checks import check_floating, check_shape, namespace
+from .._checks import check_dout, check_floating, namespace
 
 
 def relu_forward(x: Any) -> tuple[Any, Any]:
@@ -18,7 +18,7 @@ def relu_backward(dout: Any, cache: Any) -> Any:
     """dx = dout where x > 0, else 0 (the subgradient at 0 is 0, as in CS231n)."""
     x = cache
     xp = namespace(dout=dout, x=x)
-    check_shape("dout", dout, tuple(x.shape), "(the shape of x)")
+    check_dout(dout, tuple(x.shape), x.dtype, "(the shape of x)")
     # A 0/1 mask times dout: one fast pass on every library, where NumPy's
     # where() with a 0-d zero falls off its fast loop.
     return dout * xp.astype(x > 0, dout.dtype)

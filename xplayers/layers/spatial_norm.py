@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._checks import (
+    check_dout,
     check_floating,
     check_int,
     check_ndim,
@@ -61,7 +62,7 @@ def spatial_batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """
     xhat, inv_std, gamma3 = check_train_cache(cache, "spatial batchnorm")
     xp = namespace(dout=dout, xhat=xhat)
-    check_shape("dout", dout, tuple(xhat.shape), "(the shape of x)")
+    check_dout(dout, tuple(xhat.shape), xhat.dtype, "(the shape of x)")
     dgamma, dbeta = affine_params_backward(xp, dout, xhat, _BATCH_AXES)
     dx = normalize_backward(xp, dout * gamma3, xhat, inv_std, _BATCH_AXES)
     return dx, dgamma, dbeta
@@ -106,7 +107,7 @@ def spatial_groupnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     xp = namespace(dout=dout, xhat=xhat5)
     n, G, cg, h, w = xhat5.shape
     shape = (n, G * cg, h, w)
-    check_shape("dout", dout, shape, "(the shape of x)")
+    check_dout(dout, shape, xhat5.dtype, "(the shape of x)")
     xhat = xp.reshape(xhat5, shape)
     dgamma, dbeta = affine_params_backward(xp, dout, xhat, _BATCH_AXES)
     dxhat5 = xp.reshape(dout * gamma, xhat5.shape)
