@@ -10,13 +10,21 @@ reason, and the summary lists which cases ran and which did not.
 from __future__ import annotations
 
 import dataclasses
+import os
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import xplayers.backends as backends
+
+# CI draws the same examples on every run: a red build then says the change
+# broke something, never that a new random example turned up.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 #: The device case every run includes beside the plain backends.
 DEVICE_CASES = ("array_api_strict:device1",)

@@ -267,7 +267,11 @@ def test_norm_backward_forms_agree_and_sum_to_zero(shape, seed) -> None:
     _, cache = L.batchnorm_forward(x, gamma, beta, {"mode": "train"})
     dx1, dg1, db1 = L.batchnorm_backward(dout, cache)
     dx2, dg2, db2 = L.batchnorm_backward_alt(dout, cache)
-    assert rel_error(dx1, dx2) < 1e-8 and rel_error(dg1, dg2) == 0 and rel_error(db1, db2) == 0
+    # dx is a difference of terms of the size of dout * gamma / std; at N = 2 it is zero but
+    # for rounding, so the forms are compared at that scale, not relative to dx itself.
+    scale = float(np.max(np.abs(dout * gamma)) / np.sqrt(x.var(axis=0).min() + 1e-5))
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-8, atol=1e-12 * scale)
+    assert rel_error(dg1, dg2) == 0 and rel_error(db1, db2) == 0
     np.testing.assert_allclose(dx1.sum(axis=0), 0.0, atol=1e-9)
     _, cache = L.layernorm_forward(x, gamma, beta, {})
     dx, _, _ = L.layernorm_backward(dout, cache)
