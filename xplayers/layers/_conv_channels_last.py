@@ -93,11 +93,11 @@ class ChannelsLast:
         The padding of the work array stays zero from the first chunk on.
         """
         xp, p, m, c, s, g, wt = self.xp, self.pad, n1 - n0, self.c, self.stride, self.group, self.wt
-        xpad = self.work.zeros("xpad", (m, self.hp, g * self.wq, c))
+        xpad = self.work.scratch("xpad", (m, self.hp, g * self.wq, c))
         xpad[:, p : p + self.h, p : p + self.wd, :] = xp.permute_dims(
             self.x[n0:n1, ...], (0, 2, 3, 1)
         )
-        cols = self.work.zeros("cols", (m, self.ho, wt, self.hh, self.kw * c))
+        cols = self.work.scratch("cols", (m, self.ho, wt, self.hh, self.kw * c))
         # Where the library has overlapping strided views, all windows are ONE
         # copy with runs of KW*C.
         row = g * self.wq * c
@@ -124,7 +124,7 @@ class ChannelsLast:
         xp, s, g, p, c, wt = self.xp, self.stride, self.group, self.pad, self.c, self.wt
         m = dcols.shape[0] // (self.ho * wt)
         d = xp.reshape(dcols, (m, self.ho, wt, self.hh, self.kw * c))
-        grouped = self.work.zeros("dxpad", (m, self.hp, self.wq, g * c))
+        grouped = self.work.scratch("dxpad", (m, self.hp, self.wq, g * c))
         tiled = s <= self.hh and g <= self.kw
         if tiled:
             grouped[:, s * self.ho :, ...] = 0
@@ -199,7 +199,7 @@ def forward(out: Any, low: ChannelsLast, w: Any, b: Any, emit: Any = None) -> No
     def chunk(span: tuple[int, int]) -> None:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        prod = low.work.zeros("prod", (cols.shape[0], t * f))
+        prod = low.work.scratch("prod", (cols.shape[0], t * f))
         backends.matmul_into(cols, wkt, prod)
         prod += bias
         if emit is not None:
@@ -238,7 +238,7 @@ def backward(
         n0, n1 = span
         cols = low.columns(n0, n1)
         if grid is None:
-            g = low.work.zeros("dout", (n1 - n0, low.ho, low.wo, f))
+            g = low.work.scratch("dout", (n1 - n0, low.ho, low.wo, f))
             g[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
             g = xp.reshape(g, (cols.shape[0] * t, f))
         else:
@@ -248,7 +248,7 @@ def backward(
         if flat is not None:
             flat.dx_into(dx, n0, w2t, xp.matrix_transpose(g))
         elif need_dx:
-            dcols = low.work.zeros("dcols", tuple(cols.shape))
+            dcols = low.work.scratch("dcols", tuple(cols.shape))
             low.col2im_into(dx, n0, backends.matmul_into(d2, wk, dcols))
         return grads
 

@@ -122,7 +122,7 @@ class FlatWindows:
     def planes(self, n0: int, n1: int) -> Any:
         """Phase planes of x[n0:n1]; the padding stays zero from the first chunk on."""
         s, xp = self.stride, self.xp
-        planes = self.work.zeros("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
+        planes = self.work.scratch("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
         xt = xp.permute_dims(self.x[n0:n1, ...], (1, 0, 2, 3))
         for a, b, pr, pc, xr, xc in self.phases:
             planes[a, b, :, :, pr, pc] = xt[:, :, xr, xc]
@@ -141,7 +141,7 @@ class FlatWindows:
             # Written in this shape, reshaped only to be read: the standard
             # leaves open whether a reshape is a view.
             shape = (self.c, self.hh, self.ww, m, self.ho, self.wo)
-            blocks = self.work.zeros("cols", shape)
+            blocks = self.work.scratch("cols", shape)
             view = backends.strided_view(planes, shape, (m * area, self.ws, 1, area, self.ws, 1))
             if view is not None:
                 blocks[...] = view
@@ -150,7 +150,7 @@ class FlatWindows:
                     for j in range(self.ww):
                         blocks[:, i, j, ...] = planes[0, 0, :, :, i : i + self.ho, j : j + self.wo]
             return xp.reshape(blocks, (self.rows, m * length))
-        cols = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
+        cols = self.work.scratch("cols", (self.c, self.hh * self.ww, m, length))
         flat = xp.reshape(planes, (s, s, self.c, m, area))
         for k, a, b, start in self.offsets:
             cols[:, k, ...] = flat[a, b, :, :, start : start + length]
@@ -168,7 +168,7 @@ class FlatWindows:
         if s == 1:
             ho, wo = self.ho, self.wo
             d = xp.reshape(dcols, (self.c, self.hh, self.ww, m, ho, wo))
-            dpl = self.work.zeros("dplanes", (1, 1, self.c, m, self.hs, self.ws))
+            dpl = self.work.scratch("dplanes", (1, 1, self.c, m, self.hs, self.ws))
             dpl[0, 0, :, :, :ho, :wo] = d[:, 0, 0, ...]
             dpl[0, 0, :, :, :ho, wo:] = 0
             dpl[0, 0, :, :, ho:, :] = 0
@@ -178,7 +178,7 @@ class FlatWindows:
                         dpl[0, 0, :, :, i : i + ho, j : j + wo] += d[:, i, j, ...]
             return dpl
         d = xp.reshape(dcols, (self.c, self.hh * self.ww, m, length))
-        dflat = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
+        dflat = self.work.scratch("dplanes", (s, s, self.c, m, self.hs * self.ws))
         started = set()
         for k, a, b, start in self.offsets:
             if (a, b) in started:
@@ -203,7 +203,7 @@ class FlatWindows:
     def dx_into(self, dx: Any, n0: int, w2t: Any, d2: Any) -> None:
         """dx[n0:n0+nb] = col2im(w2t @ d2) for a chunk's dout d2 (F, nb*Ho*grid_w) and
         w2t (C*HH*WW, F), w as (F, C*HH*WW) transposed (see ``unphase_into`` on clearing)."""
-        dcols = self.work.zeros("dcols", (self.rows, d2.shape[1]))
+        dcols = self.work.scratch("dcols", (self.rows, d2.shape[1]))
         backends.matmul_into(w2t, d2, dcols)
         self.unphase_into(dx, n0, self.col2im(dcols, d2.shape[1] // self.length))
 
@@ -214,7 +214,7 @@ def on_grid(work: Workspace, name: str, a: Any, n0: int, n1: int, ws: int, xp: M
     The junk columns of the reused work array are never written, so they stay zero.
     """
     k, h, w = a.shape[1:]
-    grid = work.zeros(name, (k, n1 - n0, h, ws))
+    grid = work.scratch(name, (k, n1 - n0, h, ws))
     grid[..., :w] = xp.permute_dims(a[n0:n1, ...], (1, 0, 2, 3))
     return xp.reshape(grid, (k, (n1 - n0) * h * ws))
 
@@ -242,13 +242,13 @@ def forward(out: Any, low: FlatWindows, w2: Any, bias: Any, emit: Any = None) ->
     def chunk(span: tuple[int, int]) -> None:
         cols = low.columns(*span)
         if emit is None:
-            prod = low.work.zeros("prod", (f, cols.shape[1]))
+            prod = low.work.scratch("prod", (f, cols.shape[1]))
             backends.matmul_into(w2, cols, prod)
             if bias is not None:
                 prod += bias
             write_grid(out, span[0], prod, low.grid_w, xp)
         else:
-            prod = low.work.zeros("prod-t", (cols.shape[1], f))
+            prod = low.work.scratch("prod-t", (cols.shape[1], f))
             backends.matmul_into(xp.matrix_transpose(cols), xp.matrix_transpose(w2), prod)
             if bias is not None:
                 prod += xp.matrix_transpose(bias)
@@ -328,7 +328,7 @@ def backward_transposed(
         xg = on_grid(work, "xgrid", x, n0, n1, low.grid_w, xp)
         grads = cols @ xp.matrix_transpose(xg), xp.sum(dout[n0:n1, ...], axis=(0, 2, 3))
         if need_dx:
-            prod = work.zeros("prod", (c, cols.shape[1]))
+            prod = work.scratch("prod", (c, cols.shape[1]))
             write_grid(dx, n0, backends.matmul_into(wt2, cols, prod), low.grid_w, xp)
         return grads
 
