@@ -21,6 +21,7 @@ import numpy as np
 from array_api_compat import is_cupy_array
 
 from ._base import Backend
+from ._policy import DEVICE, WorkPolicy
 
 
 class CupyBackend(Backend):
@@ -92,6 +93,9 @@ class CupyBackend(Backend):
 
     def on_cpu(self, x: Any) -> bool:
         return False
+
+    def work_policy(self, x: Any) -> WorkPolicy:
+        return DEVICE
 
     def synchronize(self) -> None:
         import cupy
