@@ -55,6 +55,7 @@ class ChannelsLast:
         tile: int = 1,
     ) -> None:
         self.x, self.stride, self.pad, self.work, self.xp = x, stride, pad, work, xp
+        self.policy = policy
         self.hh, self.ww = kernel
         self.ho, self.wo = out_hw
         if tile < 1 or self.wo % tile:
@@ -73,9 +74,13 @@ class ChannelsLast:
         self.wq = max(-(-(self.wd + 2 * pad) // self.group), groups - 1 + self.wt)
         self.rows = self.c * self.hh * self.kw
         self.positions = self.ho * self.wo
-        # Half the flat layout's chunk: the rows of channels-last columns are
-        # shorter, and smaller chunks stay in cache.
-        self.chunks = conv_chunks(policy, x.shape[0], self.rows, self.positions // tile, scale=0.5)
+        self.chunks = conv_chunks(
+            policy,
+            x.shape[0],
+            self.rows,
+            self.positions // tile,
+            scale=policy.channels_last_chunk_scale,
+        )
 
     def _windows(self) -> list[tuple[int, int, int, slice]]:
         """(kernel row i, column group q, window columns in it, padded rows) per window,
@@ -154,7 +159,7 @@ class ChannelsLast:
             (self.pad, self.pad),
             (self.ho, self.wo),
             self.work,
-            backends.work_policy(self.x),
+            self.policy,
             self.xp,
         )
 
@@ -244,7 +249,7 @@ def backward(
         else:
             g = grid(n0, n1)
         d2 = xp.reshape(g, (cols.shape[0], t * f))
-        grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, xp)
+        grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, low.policy, xp)
         if flat is not None:
             flat.dx_into(dx, n0, w2t, xp.matrix_transpose(g))
         elif need_dx:

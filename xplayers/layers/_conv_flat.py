@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import backends
 from ..backends import Workspace
-from ._chunks import conv_chunks, sum_along, sum_grads
+from ._chunks import conv_chunks, product_over_positions, sum_along, sum_grads
 
 
 def _phase_span(phase: int, stride: int, pad: int, size: int, count: int) -> tuple[int, int, int]:
@@ -89,7 +89,8 @@ def _offsets(hh: int, ww: int, stride: int, ws: int) -> list[tuple[int, int, int
 class FlatWindows:
     """Phase planes and flat-window columns of one convolution, chunk by chunk.
 
-    ``chunks`` are the batch chunks its work goes through (from ``policy``).
+    ``chunks`` are the batch chunks its work goes through (from ``policy``,
+    kept as ``policy`` for the backward).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class FlatWindows:
         xp: ModuleType,
     ) -> None:
         self.x, self.stride, self.pads, self.work, self.xp = x, stride, pads, work, xp
+        self.policy = policy
         self.hh, self.ww = kernel
         self.ho, self.wo = out_hw
         self.hs, self.ws = _plane_size(self.hh, self.ww, stride, self.ho, self.wo)
@@ -287,11 +289,10 @@ def backward(
             d2 = on_grid(work, "dout", dout, n0, n1, low.grid_w, xp)
         else:
             d2 = xp.matrix_transpose(grid(n0, n1))
-        # dw2.T (C*HH*WW, F) = cols @ d2.T: BLAS runs this orientation of the
-        # skinny product faster than d2 @ cols.T.
+        # dw2.T (C*HH*WW, F) = cols @ d2.T, in the orientation the policy says.
         # It goes first, while the columns are in cache. d2's junk columns
         # are zero, so they add nothing to db.
-        grads = cols @ xp.matrix_transpose(d2), sum_along(d2, 1, xp)
+        grads = product_over_positions(cols, d2, low.policy, xp), sum_along(d2, 1, low.policy, xp)
         if need_dx:
             low.dx_into(dx, n0, w2t, d2)
         return grads
@@ -302,7 +303,7 @@ def backward(
 
 
 def backward_transposed(
-    dout: Any, x: Any, w: Any, pad: int, need_dx: bool, xp: ModuleType
+    dout: Any, x: Any, w: Any, pad: int, need_dx: bool, policy: backends.WorkPolicy, xp: ModuleType
 ) -> tuple[Any, Any, Any]:
     """dx, dw and db of a stride-1 convolution; dx and dw from the columns of dout.
 
@@ -313,11 +314,11 @@ def backward_transposed(
     dw[f, c, i, j] = sum over n, y, u of x[n, c, y, u] times that, i.e.
     dwt (F*HH*WW, C) = colsd @ xg.T with xg x on the (H, ws) grid (zero in
     the junk columns). No columns of x are rebuilt in the backward.
+    ``policy``: the forward's work policy for x.
     """
     _, c, h, wd = x.shape
     f, _, hh, ww = w.shape
-    work = backends.workspace(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), 1, pad))
-    policy = backends.work_policy(x)
+    work = backends.workspace(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), 1, pad), policy)
     low = FlatWindows(dout, (hh, ww), 1, (hh - 1 - pad, ww - 1 - pad), (h, wd), work, policy, xp)
     wt2 = xp.reshape(xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3)), (c, low.rows))
     dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device) if need_dx else None
@@ -326,7 +327,10 @@ def backward_transposed(
         n0, n1 = span
         cols = low.columns(n0, n1)
         xg = on_grid(work, "xgrid", x, n0, n1, low.grid_w, xp)
-        grads = cols @ xp.matrix_transpose(xg), xp.sum(dout[n0:n1, ...], axis=(0, 2, 3))
+        grads = (
+            product_over_positions(cols, xg, policy, xp),
+            xp.sum(dout[n0:n1, ...], axis=(0, 2, 3)),
+        )
         if need_dx:
             prod = work.scratch("prod", (c, cols.shape[1]))
             write_grid(dx, n0, backends.matmul_into(wt2, cols, prod), low.grid_w, xp)
