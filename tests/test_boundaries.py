@@ -23,10 +23,16 @@ HOST_NUMPY = {
     # initial parameters built on the host, then moved by backends.to_backend
     "zeros",
     "ones",
-    # types of host data: annotations, isinstance checks of host inputs
+    # types of host data: annotations, isinstance checks of host inputs and
+    # of the scalars a config or checkpoint holds, dtype names
     "ndarray",
     "generic",
     "dtype",
+    "integer",
+    "floating",
+    "bool_",
+    "float32",
+    "float64",
 }
 
 
