@@ -149,9 +149,8 @@ def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
     key = ("x-last" if last else "x", tuple(x.shape[1:]), tuple(w.shape), stride, pad)
     work = backends.workspace(xp, x, key, policy)
     if last:
-        tile = _tile(policy, stride, c, wo)
         low = _conv_channels_last.ChannelsLast(
-            x, (hh, ww), stride, pad, (ho, wo), work, policy, xp, tile=tile
+            x, (hh, ww), stride, pad, (ho, wo), work, policy, xp, tile=_tile(policy, stride, c, wo)
         )
     else:
         low = _conv_flat.FlatWindows(x, (hh, ww), stride, (pad, pad), (ho, wo), work, policy, xp)
