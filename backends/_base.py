@@ -18,11 +18,16 @@ import numpy as np
 
 from ._errors import BackendError
 from ._formulas import UpdateFormula
-from ._policy import DEVICE, HOST, WorkPolicy
+from ._policy import WorkPolicy
+
+#: Hooks with no safe default: every adapter class must define them itself.
+_REQUIRED = ("on_cpu", "work_policy")
 
 
 class Backend:
-    """One array library as xplayers sees it. Subclasses fill in the hooks."""
+    """One array library as xplayers sees it. Subclasses fill in the hooks; those
+    in ``_REQUIRED`` have no default, and an adapter class that does not define
+    them is a TypeError where it is defined."""
 
     name: str = ""
     #: Basic slices share the array's memory (in-place updates reach the parent).
@@ -36,6 +41,16 @@ class Backend:
         self._global_rng: Any = None
         self._namespace: ModuleType | None = None
         self._dtypes: dict[tuple[str, str], bool] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in _REQUIRED if getattr(cls, name) is getattr(Backend, name)]
+        if missing:
+            raise TypeError(
+                f"backend adapter {cls.__qualname__} must define {', '.join(missing)}: "
+                f"where its arrays live and how work on them is chunked have no default "
+                f"(a GPU adapter answering like a CPU one gets host chunking and kept work arrays)"
+            )
 
     # ------------------------------------------------------------ availability
     def _probe(self) -> str | None:
@@ -118,8 +133,8 @@ class Backend:
         return found
 
     def on_cpu(self, x: Any) -> bool:
-        """True when array ``x`` lives in host memory."""
-        return True
+        """True when array ``x`` lives in host memory (required: no default)."""
+        raise NotImplementedError
 
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on CPU libraries)."""
@@ -181,17 +196,11 @@ class Backend:
         or None where the library has none (the generic chain then runs)."""
         return None
 
-    def chunk_workers(self) -> int:
-        """How many independent chunks ``map_chunks`` runs at once."""
-        return 1
-
     def work_policy(self, x: Any) -> WorkPolicy:
-        """How work on array ``x`` is chunked, threaded and buffered: host
-        chunks on every core with kept work arrays in host memory, one chunk
-        elsewhere."""
-        if not self.on_cpu(x):
-            return DEVICE
-        return HOST.with_workers(self.chunk_workers())
+        """How work on array ``x`` is chunked, threaded, buffered and lowered
+        (``_policy.WorkPolicy``; ``_policy.HOST`` / ``DEVICE`` are the shared
+        answers). Required: each adapter states its own."""
+        raise NotImplementedError
 
     def map_chunks(
         self, fn: Callable[[Any], Any], items: Iterable[Any], uses_blas: bool = True

@@ -52,10 +52,13 @@ def work_policy(x: Any) -> WorkPolicy:
     return b.work_policy(x)
 
 
-def workspace(xp: ModuleType, like: Any, key: tuple) -> Workspace:
+def workspace(xp: ModuleType, like: Any, key: tuple, policy: WorkPolicy | None = None) -> Workspace:
     """Work arrays for one computation on arrays like ``like`` (``key``: its geometry),
-    kept between calls where ``work_policy(like)`` says so."""
-    return Workspace(xp, like, key, work_policy(like).keep_workspace)
+    kept between calls where its work policy says so (``policy``: the one the
+    caller already has for ``like``; None: asked here)."""
+    if policy is None:
+        policy = work_policy(like)
+    return Workspace(xp, like, key, policy.keep_workspace)
 
 
 def matmul_into(a: Any, b: Any, out: Any) -> Any:

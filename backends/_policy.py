@@ -1,10 +1,15 @@
-"""How work on one kind of array is cut into chunks, run and buffered.
+"""How work on one kind of array is cut into chunks, run, buffered and lowered.
 
 Layers ask ``backends.work_policy(x)`` instead of asking which library or
-device x lives on; the adapter answers (``Backend.work_policy``). Host
-memory wants cache-sized chunks, run on every core, with work arrays kept
-between calls (fresh memory costs a page fault per 4 KiB); a GPU wants one
-chunk (fewer launches) and the library's own memory pool.
+device x lives on; the adapter answers (``Backend.work_policy``, stated by
+every adapter in its ``*_backend.py``). Host memory wants cache-sized
+chunks, run on every core, with work arrays kept between calls (fresh memory
+costs a page fault per 4 KiB); a GPU wants one chunk (fewer launches) and
+the library's own memory pool. The policy also carries the tuning that
+picks between equivalent formulations of the same math (which column layout
+a convolution is lowered to, how a sum over a long axis runs, which
+orientation of a skinny product): the layers keep the math, the numbers
+that choose are the adapter's.
 """
 
 from __future__ import annotations
@@ -14,26 +19,54 @@ import functools
 from itertools import pairwise
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WorkPolicy:
-    """The answers for one kind of array (see ``Backend.work_policy``).
+    """The answers for one kind of array (see ``Backend.work_policy``). Every
+    field is required: a policy states all of its answers, none is inherited.
+
+    Chunks and threads:
 
     - ``chunk_elements``: work-array elements per batch chunk (None: the
       whole batch is one chunk); convolutions hold at most ``chunk_images``
       images per chunk unless that leaves a chunk under ``min_chunk_elements``.
+    - ``channels_last_chunk_scale``: channels-last conv chunks hold this
+      fraction of the two element counts above.
+    - ``pool_chunk_elements``: input elements per batch chunk of the max
+      pool (None: one chunk).
     - ``workers``: chunks ``map_chunks`` runs at once.
     - ``keep_workspace``: work arrays outlive the call that made them, per
       thread, within ``backends.workspace_limit()``.
     - ``block_elements``: elements per cache-sized block of an element-wise
       chain (the optimizers' updates); None: one pass over the whole array.
+
+    Formulations (same math, different speed):
+
+    - Conv lowering (``conv.LOWERING`` "auto"): channels-last columns for
+      strides above 1 with at least ``channels_last_min_c`` channels (None:
+      never) and outputs at most ``channels_last_max_wo`` wide, and as pairs
+      (two outputs a row of columns) for stride 1 with at most
+      ``pairs_max_c`` channels (0: never) and an even Wo; flat windows
+      otherwise.
+    - ``sum_by_product``: a sum over the long axis of a 2-d array (the conv
+      chunks' bias gradients) is its product with a vector of ones, not the
+      library's reduction.
+    - ``dw_columns_left``: flat windows' weight gradient, a skinny product
+      over the positions, is columns @ dout.T (True) or (dout @ columns.T).T.
     """
 
-    chunk_elements: int | None = None
-    chunk_images: int = 16
-    min_chunk_elements: int = 0
-    workers: int = 1
-    keep_workspace: bool = False
-    block_elements: int | None = None
+    chunk_elements: int | None
+    chunk_images: int
+    min_chunk_elements: int
+    channels_last_chunk_scale: float
+    pool_chunk_elements: int | None
+    workers: int
+    keep_workspace: bool
+    block_elements: int | None
+    channels_last_min_c: int | None
+    channels_last_max_wo: int
+    pairs_max_c: int
+    sum_by_product: bool
+    dw_columns_left: bool
 
     def split_batch(self, n: int, most: int) -> list[tuple[int, int]]:
         """[n0, n1) ranges covering a batch of ``n`` in chunks of at most ``most`` images.
@@ -83,15 +116,52 @@ def _with_workers(policy: WorkPolicy, workers: int) -> WorkPolicy:
     return dataclasses.replace(policy, workers=workers)
 
 
-#: Host memory (tuned on 2-core AVX-512 machines: 8 MiB float32 chunks of
-#: columns, at least 4 MiB for many small images; 128 KiB blocks keep the
-#: handful of arrays of an optimizer update in a core's L2 cache).
+#: Host memory, measured with NumPy and OpenBLAS on 2-core AVX-512 machines
+#: (docs/performance.md has what was measured):
+#: - 8 MiB float32 chunks of flat-window columns, at least 4 MiB for many
+#:   small images, half that for channels-last columns (their rows are
+#:   shorter, smaller chunks stay in cache); pool chunks of 1 MiB float32,
+#:   where the few masks and products a pass keeps alive stay in a core's L2;
+#: - 128 KiB blocks keep the handful of arrays of an optimizer update in L2;
+#: - the lowering thresholds are where channels-last columns beat flat
+#:   windows: small outputs are where flat windows waste most (a junk column
+#:   per (WW-1)//s of every Wo, planes padded by whole rows), few channels
+#:   are where copying columns costs most for the products they feed;
+#: - NumPy's reduction over the positions of a (positions, F) array runs one
+#:   short inner loop per position, several times slower than the BLAS's
+#:   matrix-vector product; OpenBLAS runs cols @ dout.T faster than the
+#:   other orientation.
+#: Adapters on host memory pick it (NumPy with its chunk workers).
 HOST = WorkPolicy(
     chunk_elements=1 << 21,
     chunk_images=16,
     min_chunk_elements=1 << 20,
+    channels_last_chunk_scale=0.5,
+    pool_chunk_elements=1 << 18,
+    workers=1,
     keep_workspace=True,
     block_elements=1 << 15,
+    channels_last_min_c=16,
+    channels_last_max_wo=12,
+    pairs_max_c=4,
+    sum_by_product=True,
+    dw_columns_left=True,
 )
-#: A GPU: one chunk, one pass, the library's memory pool.
-DEVICE = WorkPolicy()
+#: A GPU: one chunk, one pass, the library's memory pool. The formulation
+#: answers are the host's, not measured on a GPU: each there is one kernel
+#: either way, and no measurement yet says another rule wins.
+DEVICE = WorkPolicy(
+    chunk_elements=None,
+    chunk_images=16,
+    min_chunk_elements=0,
+    channels_last_chunk_scale=1.0,
+    pool_chunk_elements=None,
+    workers=1,
+    keep_workspace=False,
+    block_elements=None,
+    channels_last_min_c=16,
+    channels_last_max_wo=12,
+    pairs_max_c=4,
+    sum_by_product=True,
+    dw_columns_left=True,
+)

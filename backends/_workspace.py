@@ -66,9 +66,10 @@ def _nbytes(a: Any) -> int:
 class Workspace:
     """The work arrays of one computation (``key``: its geometry), reused by every chunk.
 
-    ``zeros(name, shape)`` is all zeros when first made and as its last use
-    left it after that, so regions a geometry never writes (padding, junk
-    columns) stay zero for every later use under the same key. Kept arrays
+    ``scratch(name, shape)`` is all zeros when first made and as its last use
+    left it after that (scratch, not zeros), so regions a geometry never
+    writes (padding, junk columns) stay zero for every later use under the
+    same key. Kept arrays
     are looked up in the calling thread's store: chunks that run at once
     each get their own. None of them ever leaves a layer: outputs and caches
     are fresh arrays.
@@ -80,7 +81,7 @@ class Workspace:
         self._call: dict[tuple, Any] = {}
         self._prefix = (key, str(self.dtype), str(self.device))
 
-    def zeros(self, name: str, shape: tuple[int, ...]) -> Any:
+    def scratch(self, name: str, shape: tuple[int, ...]) -> Any:
         key = (self._prefix, name, shape)
         thread = threading.get_ident()
         found = self._call.get((thread, key))

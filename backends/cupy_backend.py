@@ -22,6 +22,7 @@ from array_api_compat import is_cupy_array
 
 from ._base import Backend
 from ._formulas import UpdateFormula
+from ._policy import DEVICE, WorkPolicy
 
 
 class CupyBackend(Backend):
@@ -93,6 +94,9 @@ class CupyBackend(Backend):
 
     def on_cpu(self, x: Any) -> bool:
         return False
+
+    def work_policy(self, x: Any) -> WorkPolicy:
+        return DEVICE
 
     def synchronize(self) -> None:
         import cupy

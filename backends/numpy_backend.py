@@ -11,6 +11,7 @@ from array_api_compat import is_numpy_array
 
 from . import _threads
 from ._base import Backend
+from ._policy import HOST, WorkPolicy
 
 #: Products of fewer multiply-adds run as one threaded OpenBLAS call: split,
 #: they lose more to the hand-over to the chunk workers than they save (the
@@ -64,8 +65,13 @@ class NumpyBackend(Backend):
             x, shape, tuple(s * step for s in strides), writeable=False
         )
 
-    def chunk_workers(self) -> int:
-        return _threads.workers()
+    def on_cpu(self, x: Any) -> bool:
+        return True
+
+    def work_policy(self, x: Any) -> WorkPolicy:
+        """HOST (measured here, on NumPy) with a chunk worker per core: NumPy's
+        copies are single-threaded, so chunks run on the thread pool."""
+        return HOST.with_workers(_threads.workers())
 
     def map_chunks(
         self, fn: Callable[[Any], Any], items: Iterable[Any], uses_blas: bool = True

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._base import Backend
+from ._policy import HOST, WorkPolicy
 
 
 class StrictBackend(Backend):
@@ -60,3 +61,11 @@ class StrictBackend(Backend):
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.from_dlpack(x)
+
+    def on_cpu(self, x: Any) -> bool:
+        return True  # every device of it is host memory
+
+    def work_policy(self, x: Any) -> WorkPolicy:
+        """HOST with one chunk worker: its arrays are NumPy's underneath, and the
+        test suite then runs the chunked code paths on it too."""
+        return HOST

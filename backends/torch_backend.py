@@ -11,6 +11,7 @@ import numpy as np
 from array_api_compat import is_torch_array
 
 from ._base import Backend
+from ._policy import DEVICE, HOST, WorkPolicy
 
 
 class TorchBackend(Backend):
@@ -84,6 +85,12 @@ class TorchBackend(Backend):
 
     def on_cpu(self, x: Any) -> bool:
         return x.device.type == "cpu"
+
+    def work_policy(self, x: Any) -> WorkPolicy:
+        """CPU tensors: HOST (measured on NumPy, not tuned for torch separately),
+        with one chunk worker: torch threads inside each operation. CUDA
+        tensors: DEVICE."""
+        return HOST if self.on_cpu(x) else DEVICE
 
     def synchronize(self) -> None:
         import torch

@@ -146,7 +146,7 @@ def bench_conv(s: Setup, repeats: int, peak: float, rng: np.random.Generator) ->
             param["truncate"] = True
         t = _conv_case(s, xs, ws, param, repeats, rng)
         flops = conv_flops(xs, ws, stride, pad)
-        layout = fast_layout(xs, ws, stride, pad)
+        layout = fast_layout(xs, ws, stride, pad, backends.work_policy(s.array(np.zeros(1))))
         print(f"x{xs} w{ws} s{stride} p{pad}  ({layout.replace('_', '-')} columns)")
         row("  forward", t["fwd"], t.get("tfwd"), flops, peak)
         row("  forward+backward", t["fb"], t.get("tfb"), 3 * flops, peak)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from asserts import assert_close
@@ -394,7 +396,7 @@ def test_work_arrays_are_private_to_each_thread(conv_lowering):
         ((2, 64, 8, 8), (8, 64, 3, 3), 1, 1, "flat"),  # stride 1
         ((2, 3, 8, 8), (8, 3, 3, 3), 1, 1, "channels_last"),  # pairs: stride 1, C 3, Wo 8
         ((2, 3, 7, 7), (8, 3, 3, 3), 1, 1, "flat"),  # odd Wo
-        ((2, 5, 8, 8), (8, 5, 3, 3), 1, 1, "flat"),  # C above CHANNELS_LAST_PAIRS_MAX_C
+        ((2, 5, 8, 8), (8, 5, 3, 3), 1, 1, "flat"),  # C above the policy's pairs_max_c
     ],
 )
 def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride, pad, expected):
@@ -504,18 +506,21 @@ def test_channels_last_tile_must_divide_wo() -> None:
         conv._conv_channels_last.ChannelsLast(x, (3, 3), 1, 1, (5, 5), work, policy, np, tile=2)
 
 
+@pytest.mark.parametrize("by_product", [True, False])
 @pytest.mark.parametrize("axis", [0, 1])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_chunk_bias_sums_equal_the_reduction(backend, axis, transposed) -> None:
-    """sum_along (the conv chunks' bias gradients, a product with ones) is the
-    sum along the axis, also of a transposed view (the fused layer's layout)."""
+def test_chunk_bias_sums_equal_the_reduction(backend, axis, transposed, by_product) -> None:
+    """sum_along (the conv chunks' bias gradients, a product with ones where the
+    policy says, else the reduction) is the sum along the axis, also of a
+    transposed view (the fused layer's layout)."""
     from xplayers.layers._chunks import sum_along
 
     host = np.random.default_rng(9).standard_normal((37, 6))
     a = backend.asarray(host)
     xp = backend.xp
+    policy = dataclasses.replace(backends.work_policy(a), sum_by_product=by_product)
     if transposed:
         a, host = xp.matrix_transpose(a), host.T
-    got = sum_along(a, axis, xp)
+    got = sum_along(a, axis, policy, xp)
     assert tuple(got.shape) == (host.shape[1 - axis],)
     np.testing.assert_allclose(backend.numpy(got), host.sum(axis=axis), rtol=1e-12, atol=1e-12)

@@ -14,7 +14,6 @@ import xplayers.backends as backends
 from xplayers import layers as L
 from xplayers.gradcheck import eval_numerical_gradient_array, rel_error
 from xplayers.layers import _conv_pool
-from xplayers.layers.pool import POOL_CHUNK_DIVISOR
 
 TOL = {"float64": 1e-10, "float32": 1e-5}
 POOLS = {
@@ -144,7 +143,7 @@ def test_fast_pool_batch_chunks_match_naive(
 ):
     """Chunks of 1-2 images (an uneven last one) give the naive results, ties included."""
     per_image = shape[1] * shape[2] * shape[3]
-    host_policy(chunk_elements=per_chunk * POOL_CHUNK_DIVISOR * per_image)
+    host_policy(pool_chunk_elements=per_chunk * per_image)
     shape = (5, *shape[1:])  # 5 images: chunks do not divide the batch evenly
     rng = np.random.default_rng(12)
     x = rng.integers(0, 3, shape).astype(np.float64)  # many ties

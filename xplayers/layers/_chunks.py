@@ -1,8 +1,10 @@
-"""Batch chunks for the layers that work through a batch piece by piece, and
-the in-order sums of what the chunks return.
+"""Batch chunks for the layers that work through a batch piece by piece, the
+in-order sums of what the chunks return, and the chunks' reductions over
+their positions.
 
-How big a chunk is and how many run at once is the backend's answer
-(``backends.work_policy``); here it is turned into image counts.
+How big a chunk is, how many run at once and how a reduction runs is the
+backend's answer (``backends.work_policy``); here it is turned into image
+counts and products.
 """
 
 from __future__ import annotations
@@ -49,16 +51,30 @@ def sum_in_order(parts: list, shape: tuple[int, ...], like: Any, xp: ModuleType)
     return total
 
 
-def sum_along(a: Any, axis: int, xp: ModuleType) -> Any:
-    """2-d ``a`` summed along ``axis`` (0 or 1), as its product with a vector of ones.
+def sum_along(a: Any, axis: int, policy: backends.WorkPolicy, xp: ModuleType) -> Any:
+    """2-d ``a`` summed along ``axis`` (0 or 1): sum_i a[i, :] or sum_j a[:, j].
 
     The bias gradients of the conv chunks sum (positions, F) arrays, or their
-    transposes, over the positions: NumPy's reduction runs one short inner
-    loop per position there (F values), several times slower than the
-    BLAS's matrix-vector product (the README has the measurement).
+    transposes, over the positions. Where ``policy.sum_by_product`` says so
+    (NumPy's reduction runs one short inner loop per position there, several
+    times slower than the BLAS's matrix-vector product) it is the product
+    with a vector of ones, else the library's reduction.
     """
+    if not policy.sum_by_product:
+        return xp.sum(a, axis=axis)
     ones = xp.ones((a.shape[axis],), dtype=a.dtype, device=a.device)
     return a @ ones if axis == 1 else ones @ a
+
+
+def product_over_positions(a: Any, b: Any, policy: backends.WorkPolicy, xp: ModuleType) -> Any:
+    """a (A, P) @ b.T (P, B) -> (A, B), P the long positions axis (a weight gradient).
+
+    ``policy.dw_columns_left``: as written, else as (b @ a.T).T; the BLAS may
+    run one orientation of this skinny product faster than the other.
+    """
+    if policy.dw_columns_left:
+        return a @ xp.matrix_transpose(b)
+    return xp.matrix_transpose(b @ xp.matrix_transpose(a))
 
 
 def sum_grads(

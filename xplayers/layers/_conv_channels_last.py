@@ -55,6 +55,7 @@ class ChannelsLast:
         tile: int = 1,
     ) -> None:
         self.x, self.stride, self.pad, self.work, self.xp = x, stride, pad, work, xp
+        self.policy = policy
         self.hh, self.ww = kernel
         self.ho, self.wo = out_hw
         if tile < 1 or self.wo % tile:
@@ -73,9 +74,13 @@ class ChannelsLast:
         self.wq = max(-(-(self.wd + 2 * pad) // self.group), groups - 1 + self.wt)
         self.rows = self.c * self.hh * self.kw
         self.positions = self.ho * self.wo
-        # Half the flat layout's chunk: the rows of channels-last columns are
-        # shorter, and smaller chunks stay in cache.
-        self.chunks = conv_chunks(policy, x.shape[0], self.rows, self.positions // tile, scale=0.5)
+        self.chunks = conv_chunks(
+            policy,
+            x.shape[0],
+            self.rows,
+            self.positions // tile,
+            scale=policy.channels_last_chunk_scale,
+        )
 
     def _windows(self) -> list[tuple[int, int, int, slice]]:
         """(kernel row i, column group q, window columns in it, padded rows) per window,
@@ -93,11 +98,11 @@ class ChannelsLast:
         The padding of the work array stays zero from the first chunk on.
         """
         xp, p, m, c, s, g, wt = self.xp, self.pad, n1 - n0, self.c, self.stride, self.group, self.wt
-        xpad = self.work.zeros("xpad", (m, self.hp, g * self.wq, c))
+        xpad = self.work.scratch("xpad", (m, self.hp, g * self.wq, c))
         xpad[:, p : p + self.h, p : p + self.wd, :] = xp.permute_dims(
             self.x[n0:n1, ...], (0, 2, 3, 1)
         )
-        cols = self.work.zeros("cols", (m, self.ho, wt, self.hh, self.kw * c))
+        cols = self.work.scratch("cols", (m, self.ho, wt, self.hh, self.kw * c))
         # Where the library has overlapping strided views, all windows are ONE
         # copy with runs of KW*C.
         row = g * self.wq * c
@@ -124,7 +129,7 @@ class ChannelsLast:
         xp, s, g, p, c, wt = self.xp, self.stride, self.group, self.pad, self.c, self.wt
         m = dcols.shape[0] // (self.ho * wt)
         d = xp.reshape(dcols, (m, self.ho, wt, self.hh, self.kw * c))
-        grouped = self.work.zeros("dxpad", (m, self.hp, self.wq, g * c))
+        grouped = self.work.scratch("dxpad", (m, self.hp, self.wq, g * c))
         tiled = s <= self.hh and g <= self.kw
         if tiled:
             grouped[:, s * self.ho :, ...] = 0
@@ -154,7 +159,7 @@ class ChannelsLast:
             (self.pad, self.pad),
             (self.ho, self.wo),
             self.work,
-            backends.work_policy(self.x),
+            self.policy,
             self.xp,
         )
 
@@ -183,7 +188,7 @@ class ChannelsLast:
         f = w.shape[0]
         filters_t = xp.matrix_transpose(_filters_last(w, xp))
         rows = xp.reshape(cols, (m, self.hh, self.kw * c))
-        part = self.work.zeros("cols-copy", (m, self.hh, ww * c))
+        part = self.work.scratch("cols-copy", (m, self.hh, ww * c))
         for k in range(self.tile):
             part[...] = rows[:, :, s * k * c : (s * k + ww) * c]
             prod[:, k * f : (k + 1) * f] = xp.reshape(part, (m, self.hh * ww * c)) @ filters_t
@@ -229,7 +234,7 @@ def forward(out: Any, low: ChannelsLast, w: Any, b: Any, emit: Any = None) -> No
     def chunk(span: tuple[int, int]) -> None:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        prod = low.work.zeros("prod", (cols.shape[0], t * f))
+        prod = low.work.scratch("prod", (cols.shape[0], t * f))
         if t > 1 and not all_finite(low.x[n0:n1, ...], xp):
             low.copy_products(cols, w, prod)
         else:
@@ -271,13 +276,13 @@ def backward(
         n0, n1 = span
         cols = low.columns(n0, n1)
         if grid is None:
-            g = low.work.zeros("dout", (n1 - n0, low.ho, low.wo, f))
+            g = low.work.scratch("dout", (n1 - n0, low.ho, low.wo, f))
             g[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
             g = xp.reshape(g, (cols.shape[0] * t, f))
         else:
             g = grid(n0, n1)
         d2 = xp.reshape(g, (cols.shape[0], t * f))
-        grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, xp)
+        grads = xp.matrix_transpose(cols) @ d2, sum_along(d2, 0, low.policy, xp)
         if flat is not None:
             flat.dx_into(dx, n0, w2t, xp.matrix_transpose(g))
         elif need_dx:
@@ -286,7 +291,7 @@ def backward(
             if t > 1 and not all_finite(grads[0], xp):
                 dcols = low.copy_dcols(d2, w)
             else:
-                dcols = backends.matmul_into(d2, wk, low.work.zeros("dcols", tuple(cols.shape)))
+                dcols = backends.matmul_into(d2, wk, low.work.scratch("dcols", tuple(cols.shape)))
             low.col2im_into(dx, n0, dcols)
         return grads
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import backends
 from ..backends import Workspace
-from ._chunks import all_finite, conv_chunks, sum_along, sum_grads
+from ._chunks import all_finite, conv_chunks, product_over_positions, sum_along, sum_grads
 
 
 def _phase_span(phase: int, stride: int, pad: int, size: int, count: int) -> tuple[int, int, int]:
@@ -89,7 +89,8 @@ def _offsets(hh: int, ww: int, stride: int, ws: int) -> list[tuple[int, int, int
 class FlatWindows:
     """Phase planes and flat-window columns of one convolution, chunk by chunk.
 
-    ``chunks`` are the batch chunks its work goes through (from ``policy``).
+    ``chunks`` are the batch chunks its work goes through (from ``policy``,
+    kept as ``policy`` for the backward).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class FlatWindows:
         xp: ModuleType,
     ) -> None:
         self.x, self.stride, self.pads, self.work, self.xp = x, stride, pads, work, xp
+        self.policy = policy
         self.hh, self.ww = kernel
         self.ho, self.wo = out_hw
         self.hs, self.ws = _plane_size(self.hh, self.ww, stride, self.ho, self.wo)
@@ -122,7 +124,7 @@ class FlatWindows:
     def planes(self, n0: int, n1: int) -> Any:
         """Phase planes of x[n0:n1]; the padding stays zero from the first chunk on."""
         s, xp = self.stride, self.xp
-        planes = self.work.zeros("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
+        planes = self.work.scratch("planes", (s, s, self.c, n1 - n0, self.hs, self.ws))
         xt = xp.permute_dims(self.x[n0:n1, ...], (1, 0, 2, 3))
         for a, b, pr, pc, xr, xc in self.phases:
             planes[a, b, :, :, pr, pc] = xt[:, :, xr, xc]
@@ -141,7 +143,7 @@ class FlatWindows:
             # Written in this shape, reshaped only to be read: the standard
             # leaves open whether a reshape is a view.
             shape = (self.c, self.hh, self.ww, m, self.ho, self.wo)
-            blocks = self.work.zeros("cols", shape)
+            blocks = self.work.scratch("cols", shape)
             view = backends.strided_view(planes, shape, (m * area, self.ws, 1, area, self.ws, 1))
             if view is not None:
                 blocks[...] = view
@@ -150,7 +152,7 @@ class FlatWindows:
                     for j in range(self.ww):
                         blocks[:, i, j, ...] = planes[0, 0, :, :, i : i + self.ho, j : j + self.wo]
             return xp.reshape(blocks, (self.rows, m * length))
-        cols = self.work.zeros("cols", (self.c, self.hh * self.ww, m, length))
+        cols = self.work.scratch("cols", (self.c, self.hh * self.ww, m, length))
         flat = xp.reshape(planes, (s, s, self.c, m, area))
         for k, a, b, start in self.offsets:
             cols[:, k, ...] = flat[a, b, :, :, start : start + length]
@@ -181,7 +183,7 @@ class FlatWindows:
         if s == 1:
             ho, wo = self.ho, self.wo
             d = xp.reshape(dcols, (self.c, self.hh, self.ww, m, ho, wo))
-            dpl = self.work.zeros("dplanes", (1, 1, self.c, m, self.hs, self.ws))
+            dpl = self.work.scratch("dplanes", (1, 1, self.c, m, self.hs, self.ws))
             dpl[0, 0, :, :, :ho, :wo] = d[:, 0, 0, ...]
             dpl[0, 0, :, :, :ho, wo:] = 0
             dpl[0, 0, :, :, ho:, :] = 0
@@ -191,7 +193,7 @@ class FlatWindows:
                         dpl[0, 0, :, :, i : i + ho, j : j + wo] += d[:, i, j, ...]
             return dpl
         d = xp.reshape(dcols, (self.c, self.hh * self.ww, m, length))
-        dflat = self.work.zeros("dplanes", (s, s, self.c, m, self.hs * self.ws))
+        dflat = self.work.scratch("dplanes", (s, s, self.c, m, self.hs * self.ws))
         started = set()
         for k, a, b, start in self.offsets:
             if (a, b) in started:
@@ -216,7 +218,7 @@ class FlatWindows:
     def dx_into(self, dx: Any, n0: int, w2t: Any, d2: Any) -> None:
         """dx[n0:n0+nb] = col2im(w2t @ d2) for a chunk's dout d2 (F, nb*Ho*grid_w) and
         w2t (C*HH*WW, F), w as (F, C*HH*WW) transposed (see ``unphase_into`` on clearing)."""
-        dcols = self.work.zeros("dcols", (self.rows, d2.shape[1]))
+        dcols = self.work.scratch("dcols", (self.rows, d2.shape[1]))
         backends.matmul_into(w2t, d2, dcols)
         self.unphase_into(dx, n0, self.col2im(dcols, d2.shape[1] // self.length))
 
@@ -227,7 +229,7 @@ def on_grid(work: Workspace, name: str, a: Any, n0: int, n1: int, ws: int, xp: M
     The junk columns of the reused work array are never written, so they stay zero.
     """
     k, h, w = a.shape[1:]
-    grid = work.zeros(name, (k, n1 - n0, h, ws))
+    grid = work.scratch(name, (k, n1 - n0, h, ws))
     grid[..., :w] = xp.permute_dims(a[n0:n1, ...], (1, 0, 2, 3))
     return xp.reshape(grid, (k, (n1 - n0) * h * ws))
 
@@ -255,13 +257,13 @@ def forward(out: Any, low: FlatWindows, w2: Any, bias: Any, emit: Any = None) ->
     def chunk(span: tuple[int, int]) -> None:
         cols = low.columns(*span)
         if emit is None:
-            prod = low.work.zeros("prod", (f, cols.shape[1]))
+            prod = low.work.scratch("prod", (f, cols.shape[1]))
             backends.matmul_into(w2, cols, prod)
             if bias is not None:
                 prod += bias
             write_grid(out, span[0], prod, low.grid_w, xp)
         else:
-            prod = low.work.zeros("prod-t", (cols.shape[1], f))
+            prod = low.work.scratch("prod-t", (cols.shape[1], f))
             backends.matmul_into(xp.matrix_transpose(cols), xp.matrix_transpose(w2), prod)
             if bias is not None:
                 prod += xp.matrix_transpose(bias)
@@ -300,13 +302,12 @@ def backward(
             d2 = on_grid(work, "dout", dout, n0, n1, low.grid_w, xp)
         else:
             d2 = xp.matrix_transpose(grid(n0, n1))
-        # dw2.T (C*HH*WW, F) = cols @ d2.T: BLAS runs this orientation of the
-        # skinny product faster than d2 @ cols.T.
+        # dw2.T (C*HH*WW, F) = cols @ d2.T, in the orientation the policy says.
         # It goes first, while the columns are in cache. d2's junk columns
         # are zero, so they add nothing to db.
-        grads = cols @ xp.matrix_transpose(d2), sum_along(d2, 1, xp)
+        grads = product_over_positions(cols, d2, low.policy, xp), sum_along(d2, 1, low.policy, xp)
         if low.grid_w > low.wo and not all_finite(grads[0], xp):
-            grads = low.junk_free(cols) @ xp.matrix_transpose(d2), grads[1]
+            grads = product_over_positions(low.junk_free(cols), d2, low.policy, xp), grads[1]
         if need_dx:
             low.dx_into(dx, n0, w2t, d2)
         return grads
@@ -333,11 +334,10 @@ def backward_transposed(
     term (0 * inf is NaN), so that share comes from ``fwd``, the forward's
     flat windows of x, as in ``backward``.
     """
-    x = fwd.x
+    x, policy = fwd.x, fwd.policy
     _, c, h, wd = x.shape
     f, _, hh, ww = w.shape
-    work = backends.workspace(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), 1, pad))
-    policy = backends.work_policy(x)
+    work = backends.workspace(xp, x, ("dout", tuple(x.shape[1:]), tuple(w.shape), 1, pad), policy)
     low = FlatWindows(dout, (hh, ww), 1, (hh - 1 - pad, ww - 1 - pad), (h, wd), work, policy, xp)
     wt2 = xp.reshape(xp.permute_dims(xp.flip(w, axis=(2, 3)), (1, 0, 2, 3)), (c, low.rows))
     dx = xp.empty(tuple(x.shape), dtype=x.dtype, device=x.device) if need_dx else None
@@ -346,11 +346,14 @@ def backward_transposed(
         n0, n1 = span
         cols = low.columns(n0, n1)
         xg = on_grid(work, "xgrid", x, n0, n1, low.grid_w, xp)
-        grads = cols @ xp.matrix_transpose(xg), xp.sum(dout[n0:n1, ...], axis=(0, 2, 3))
+        grads = (
+            product_over_positions(cols, xg, policy, xp),
+            xp.sum(dout[n0:n1, ...], axis=(0, 2, 3)),
+        )
         if not all_finite(grads[0], xp):
             grads = _flipped_share(fwd, dout, n0, n1, w.shape, xp), grads[1]
         if need_dx:
-            prod = work.zeros("prod", (c, cols.shape[1]))
+            prod = work.scratch("prod", (c, cols.shape[1]))
             write_grid(dx, n0, backends.matmul_into(wt2, cols, prod), low.grid_w, xp)
         return grads
 
@@ -367,6 +370,8 @@ def _flipped_share(
     as ``backward_transposed`` sums them: (F*HH*WW, C), kernel flipped."""
     f, c, hh, ww = w_shape
     d2 = on_grid(fwd.work, "dout", dout, n0, n1, fwd.grid_w, xp)
-    share = xp.reshape(fwd.columns(n0, n1) @ xp.matrix_transpose(d2), (c, hh, ww, f))
+    share = xp.reshape(
+        product_over_positions(fwd.columns(n0, n1), d2, fwd.policy, xp), (c, hh, ww, f)
+    )
     flipped = xp.flip(xp.permute_dims(share, (3, 1, 2, 0)), axis=(1, 2))
     return xp.reshape(flipped, (f * hh * ww, c))

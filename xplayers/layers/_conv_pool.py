@@ -118,10 +118,10 @@ def backward(dout: Any, cache: ConvPoolCache, need_dx: bool) -> tuple[Any, Any, 
         m = n1 - n0
         # dout's chunk positions-major, like the route: one transposing copy
         # instead of a strided read in every offset's pass.
-        g = low.work.zeros("dout-t", (m, hp, wp, f))
+        g = low.work.scratch("dout-t", (m, hp, wp, f))
         g[...] = xp.permute_dims(dout[n0:n1, ...], (0, 2, 3, 1))
         to = route[n0:n1, ...]
-        d = low.work.zeros("dpool", (m, ho, low.grid_w, f))
+        d = low.work.scratch("dpool", (m, ho, low.grid_w, f))
         for k in range(ph * pw):
             d[_window_index(k, pw, hp, wp)] = xp.astype(to == k, dout.dtype) * g
         return xp.reshape(d, (m * ho * low.grid_w, f))

@@ -76,48 +76,56 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
 # ----------------------------------------------------------------------- fast
 #: Column layout of the fast layer: "flat" (flat windows over stride-phase
-#: planes), "channels_last", or "auto", which takes channels-last columns for
-#: strides above 1 with at least CHANNELS_LAST_MIN_C channels and outputs at
-#: most CHANNELS_LAST_MAX_WO wide, and for stride 1 with at most
-#: CHANNELS_LAST_PAIRS_MAX_C channels and an even Wo (two outputs per row of
-#: columns there), flat windows otherwise (the README's performance section
-#: has the measurements behind the rule). Small outputs are where flat
-#: windows waste most: a junk column per (WW-1)//s of every Wo, and planes
-#: padded by whole rows; few channels are where copying columns costs most
-#: for the products they feed. Read when a forward makes its plan.
+#: planes), "channels_last", or "auto", which asks the work policy of x's
+#: adapter (``backends.WorkPolicy``: channels-last columns for strides above
+#: 1 with many channels and small outputs, pairs for stride 1 with few
+#: channels, flat windows otherwise, at thresholds each adapter states).
+#: Read when a forward makes its plan.
 LOWERING = "auto"
-CHANNELS_LAST_MIN_C = 16
-CHANNELS_LAST_MAX_WO = 12
-CHANNELS_LAST_PAIRS_MAX_C = 4
 _LOWERINGS = ("auto", "flat", "channels_last")
 
 
-def _tile(stride: int, c: int, wo: int) -> int:
+def _tile(policy: backends.WorkPolicy, stride: int, c: int, wo: int) -> int:
     """Outputs per row of channels-last columns: 2 at stride 1 with at most
-    CHANNELS_LAST_PAIRS_MAX_C channels and an even Wo, else 1."""
-    return 2 if stride == 1 and c <= CHANNELS_LAST_PAIRS_MAX_C and wo % 2 == 0 else 1
+    ``policy.pairs_max_c`` channels and an even Wo, else 1."""
+    return 2 if stride == 1 and c <= policy.pairs_max_c and wo % 2 == 0 else 1
 
 
-def _use_channels_last(stride: int, c: int, wo: int) -> bool:
+def _use_channels_last(policy: backends.WorkPolicy, stride: int, c: int, wo: int) -> bool:
     """Whether the fast layer lowers this geometry to channels-last columns (see LOWERING)."""
     if LOWERING not in _LOWERINGS:
         raise ValueError(
             f"xplayers.layers.conv.LOWERING must be one of {_LOWERINGS}, got {LOWERING!r}"
         )
     if LOWERING == "auto":
-        wide = stride > 1 and c >= CHANNELS_LAST_MIN_C and wo <= CHANNELS_LAST_MAX_WO
-        return wide or _tile(stride, c, wo) > 1
+        min_c = policy.channels_last_min_c
+        wide = stride > 1 and min_c is not None and c >= min_c
+        return (wide and wo <= policy.channels_last_max_wo) or _tile(policy, stride, c, wo) > 1
     return LOWERING == "channels_last"
 
 
-def fast_layout(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int, pad: int) -> str:
+def fast_layout(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: int,
+    pad: int,
+    policy: backends.WorkPolicy | None = None,
+) -> str:
     """The column layout ``conv_forward_fast`` uses for x (N, C, H, W) and w (F, C, HH, WW):
-    "flat" or "channels_last" (see LOWERING)."""
+    "flat" or "channels_last" (see LOWERING).
+
+    ``policy``: the work policy of the arrays the convolution runs on,
+    ``backends.work_policy(x)``; None: that of an array made by
+    ``backends.asarray`` (the default backend on its default device, NumPy
+    unless CuPy answers or ``XPLAYERS_BACKEND`` names another).
+    """
+    if policy is None:
+        policy = backends.work_policy(backends.asarray(0.0))
     wo = (x_shape[3] + 2 * pad - w_shape[3]) // stride + 1
     padded = (x_shape[2] + 2 * pad, x_shape[3] + 2 * pad)
     if _conv_bands.compacts(stride, tuple(w_shape[2:]), padded):
         stride = max(w_shape[2:])  # the stride of the compact convolution
-    return "channels_last" if _use_channels_last(stride, x_shape[1], wo) else "flat"
+    return "channels_last" if _use_channels_last(policy, stride, x_shape[1], wo) else "flat"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,13 +155,13 @@ def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
     if _conv_bands.compacts(stride, (hh, ww), (x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)):
         bands = _conv_bands.Bands(x, (hh, ww), stride, pad, (ho, wo), xp)
         x, stride, pad = bands.gather(x), bands.band, 0
-    last = _use_channels_last(stride, c, wo)
+    policy = backends.work_policy(x)  # the only time a conv call asks: passed down from here
+    last = _use_channels_last(policy, stride, c, wo)
     key = ("x-last" if last else "x", tuple(x.shape[1:]), tuple(w.shape), stride, pad)
-    work = backends.workspace(xp, x, key)
-    policy = backends.work_policy(x)
+    work = backends.workspace(xp, x, key, policy)
     if last:
         low = _conv_channels_last.ChannelsLast(
-            x, (hh, ww), stride, pad, (ho, wo), work, policy, xp, tile=_tile(stride, c, wo)
+            x, (hh, ww), stride, pad, (ho, wo), work, policy, xp, tile=_tile(policy, stride, c, wo)
         )
     else:
         low = _conv_flat.FlatWindows(x, (hh, ww), stride, (pad, pad), (ho, wo), work, policy, xp)

@@ -85,22 +85,15 @@ def _offset_index(
     return (batch, slice(None), rows, cols)
 
 
-#: Pool chunks hold 1/POOL_CHUNK_DIVISOR of the policy's ``chunk_elements``:
-#: each pass keeps a few masks and products of the chunk's output size alive,
-#: and at this size they stay in a core's L2 cache (the README's performance
-#: section has the measurement).
-POOL_CHUNK_DIVISOR = 8
-
-
 def _chunks(x: Any) -> list[tuple[int, int]]:
-    """Batch chunks of at most chunk_elements / POOL_CHUNK_DIVISOR input elements
-    (at least one image; one chunk where the policy has no chunks)."""
+    """Batch chunks of at most the policy's ``pool_chunk_elements`` input elements
+    (at least one image; one chunk where the policy has no pool chunks)."""
     policy = backends.work_policy(x)
     n = x.shape[0]
-    if policy.chunk_elements is None:
+    if policy.pool_chunk_elements is None:
         return policy.split_batch(n, n)
     per_image = max(1, x.shape[1] * x.shape[2] * x.shape[3])
-    return policy.split_batch(n, policy.chunk_elements // POOL_CHUNK_DIVISOR // per_image)
+    return policy.split_batch(n, policy.pool_chunk_elements // per_image)
 
 
 # ---------------------------------------------------------------------- naive

@@ -45,9 +45,11 @@ def conv_relu_pool_forward(
     Computed as relu(max_pool(a)) with a = conv(x, w) + b: max commutes with
     the monotone relu, so the relu runs on the pooled output, a quarter of
     the conv output for 2x2 pools, and the full-size relu pass is saved.
-    Where the pool tiles the conv output of a flat-window conv, all three
-    run on each batch chunk at once (``_conv_pool``): same result, no
-    full-size conv output.
+    Where the pool tiles the conv output (stride = pool size, dividing Ho
+    and Wo), all three run on each batch chunk at once on either column
+    layout (``_conv_pool``): same result, no full-size conv output. The one
+    exception is a conv whose backward takes dw from columns of dout
+    (stride 1, F <= C, flat windows), which runs the unfused chain.
     """
     xp, w, b, plan = plan_fast(x, w, b, conv_param)
     pool = _conv_pool.tiling_pool(plan, pool_param)
