@@ -81,7 +81,7 @@ def matmul(a: Any, b: Any) -> Any:
     BLAS held at one thread, like the conv chunks: a threaded OpenBLAS call
     leaves its threads spinning for a while after it returns, and those
     spinners take the cores from the chunk workers of the layers that follow
-    (the README's performance section has the measurement). Elsewhere it is
+    (docs/performance.md has the measurement). Elsewhere it is
     the library's own ``a @ b``.
     """
     adapter = _adapter_of(a)

@@ -12,7 +12,7 @@ filters, 2x2 max pool, hidden 100), batch 128; float32. One step is what
 as an ``nn.Sequential`` trained with autograd (input without grad) and
 ``torch.optim.Adam`` (its defaults), i.e. what a user would otherwise write.
 
-Fairness rules (see /work/shared/PERFORMANCE.md for why they matter):
+Fairness rules (docs/performance.md says why they matter):
 
 * Everything runs in one process and the contenders are interleaved: each
   round times every contender once, in a rotated order, so drifting clock

@@ -68,7 +68,7 @@ def test_work_without_blas_runs_concurrently_and_leaves_the_blas_alone(two_worke
 def test_optimizer_blocks_run_on_the_calling_thread(two_workers, monkeypatch) -> None:
     """A large parameter's cache-sized blocks run one after another in the caller:
     a dozen short element-wise passes per block gain nothing from a second
-    thread (the README's measurement), so they never go through map_chunks."""
+    thread (docs/performance.md has the measurement), so they never go through map_chunks."""
     from xplayers import optim
 
     def refuse(*args, **kwargs):

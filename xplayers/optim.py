@@ -13,7 +13,7 @@ large parameters are updated in row blocks that fit in cache, so the dozen
 element-wise passes of Adam run from cache instead of from memory; the
 blocks run one after another on the calling thread (a dozen short passes
 per block hand the GIL back and forth too often to gain from a second
-core: the README's performance section has the measurement). On a GPU the
+core: docs/performance.md has the measurement). On a GPU the
 chain runs once over the whole array.
 """
 

@@ -150,7 +150,7 @@ class ChannelsLast:
     def flat_twin(self) -> Any:
         """Flat windows of the same stride-1 convolution, whose col2im adds dx's
         windows for a tile: a tile's own col2im adds runs of t*C values, flat
-        windows' run Wo long (the README has the times). At stride 1 both
+        windows' run Wo long (docs/performance.md has the times). At stride 1 both
         grids are the (Ho, Wo) positions, so a chunk's dout serves either."""
         return _conv_flat.FlatWindows(
             self.x,
@@ -260,8 +260,8 @@ def backward(
     fused layer builds it from its own cache; ``dout`` is then unused), else
     from ``dout``. The
     columns are rebuilt from x: writing the forward's to memory and reading
-    them back costs more than rebuilding each chunk in cache (see the
-    README's performance notes). dw's product runs first, while the columns
+    them back costs more than rebuilding each chunk in cache (see
+    docs/performance.md). dw's product runs first, while the columns
     are still in cache.
     """
     xp, x, t = low.xp, low.x, low.tile

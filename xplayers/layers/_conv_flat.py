@@ -15,7 +15,7 @@ Stride 1 has one plane and needs no runs: its windows are read straight
 off the padded plane as (Ho, Wo) blocks (one copy of an overlapping
 strided view where the library has one), so its grid is (Ho, Wo) with no
 junk columns. The junk is (WW - 1) / ws of every product and copy (for
-7x7 filters on 32-wide images a sixth; the README has what dropping it
+7x7 filters on 32-wide images a sixth; docs/performance.md has what dropping it
 gained).
 
 The batch goes through in chunks (``backends.work_policy``) whose work
