@@ -52,17 +52,7 @@ STATE_KEYS = (
     "best_norm_params",
 )
 #: The keys that are the Solver's public attributes of the same name, kept as they are.
-AS_KEPT = (
-    "epoch",
-    "iteration",
-    "loss_history",
-    "train_acc_history",
-    "val_acc_history",
-    "acc_iterations",
-    "best_val_acc",
-    "optim_configs",
-    "best_params",
-)
+AS_KEPT = tuple(k for k in STATE_KEYS if k not in ("num_train", "rng", "best_norm_params"))
 #: The generators' streams, by their key under ``rng``.
 STREAMS = ("batch", "eval")
 
