@@ -52,6 +52,11 @@ class WorkPolicy:
       library's reduction.
     - ``dw_columns_left``: flat windows' weight gradient, a skinny product
       over the positions, is columns @ dout.T (True) or (dout @ columns.T).T.
+    - ``probe_values``: a layer may read a value back to choose its path
+      (whether a conv chunk holds a NaN or an infinity, so that only such a
+      chunk takes its lowering's slower zero-free twin). On the host that is
+      one reduction; on a GPU it would wait for the device inside a training
+      step, so there (False) the zero-free twins run always.
     """
 
     chunk_elements: int | None
@@ -67,6 +72,7 @@ class WorkPolicy:
     pairs_max_c: int
     sum_by_product: bool
     dw_columns_left: bool
+    probe_values: bool
 
     def split_batch(self, n: int, most: int) -> list[tuple[int, int]]:
         """[n0, n1) ranges covering a batch of ``n`` in chunks of at most ``most`` images.
@@ -146,10 +152,12 @@ HOST = WorkPolicy(
     pairs_max_c=4,
     sum_by_product=True,
     dw_columns_left=True,
+    probe_values=True,
 )
 #: A GPU: one chunk, one pass, the library's memory pool. The formulation
 #: answers are the host's, not measured on a GPU: each there is one kernel
-#: either way, and no measurement yet says another rule wins.
+#: either way, and no measurement yet says another rule wins. Nothing is read
+#: back to choose a path: a training step never waits for the device.
 DEVICE = WorkPolicy(
     chunk_elements=None,
     chunk_images=16,
@@ -164,4 +172,5 @@ DEVICE = WorkPolicy(
     pairs_max_c=4,
     sum_by_product=True,
     dw_columns_left=True,
+    probe_values=False,
 )

@@ -6,13 +6,15 @@ columns, the padding of dout's columns), and 0 * inf and 0 * NaN are NaN."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 import pytest
 
+import xplayers.backends as backends
 from xplayers import layers as L
-from xplayers.layers import _conv_pool, conv
+from xplayers.layers import _conv_channels_last, _conv_flat, _conv_pool, conv
 
 # name: (x shape, w shape, stride, pad, conv.LOWERING, forced tile or None)
 LOWERINGS = {
@@ -77,6 +79,30 @@ def _quiet():
 @pytest.mark.parametrize("where", ["x", "dout"])
 @pytest.mark.parametrize("name", list(LOWERINGS))
 def test_fast_conv_puts_nan_and_inf_where_naive_does(backend, monkeypatch, name, where, bad):
+    _check_lowering(backend, monkeypatch, name, where, bad)
+
+
+def _never_read_back(*_):
+    raise AssertionError("a value was read back to choose a path")
+
+
+@pytest.mark.parametrize("where", ["x", "dout"])
+@pytest.mark.parametrize("name", list(LOWERINGS))
+def test_a_policy_that_reads_nothing_back_takes_the_exact_paths(backend, monkeypatch, name, where):
+    """On a GPU a finiteness check would wait for the device inside the training
+    step: a policy with ``probe_values=False`` runs the zero-free paths always,
+    never asks, and gets the naive layer's NaN and inf."""
+    policy_of = backends.work_policy
+    monkeypatch.setattr(
+        backends, "work_policy", lambda x: dataclasses.replace(policy_of(x), probe_values=False)
+    )
+    for module in (_conv_flat, _conv_channels_last):
+        monkeypatch.setattr(module, "all_finite", _never_read_back)
+    _check_lowering(backend, monkeypatch, name, where, np.nan)
+
+
+def _check_lowering(backend, monkeypatch, name: str, where: str, bad: float) -> None:
+    """Lowering ``name`` on ``backend`` with ``bad`` in x or dout equals the naive layer."""
     xs, ws, stride, pad, lowering, tile = LOWERINGS[name]
     monkeypatch.setattr(conv, "LOWERING", lowering)
     if tile is not None:

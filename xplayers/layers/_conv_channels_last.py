@@ -235,7 +235,7 @@ def forward(out: Any, low: ChannelsLast, w: Any, b: Any, emit: Any = None) -> No
         n0, n1 = span
         cols = low.columns(n0, n1)
         prod = low.work.scratch("prod", (cols.shape[0], t * f))
-        if t > 1 and not all_finite(low.x[n0:n1, ...], xp):
+        if t > 1 and (not low.policy.probe_values or not all_finite(low.x[n0:n1, ...], xp)):
             low.copy_products(cols, w, prod)
         else:
             backends.matmul_into(cols, wkt, prod)
@@ -287,8 +287,8 @@ def backward(
             flat.dx_into(dx, n0, w2t, xp.matrix_transpose(g))
         elif need_dx:
             # dw's share is not finite where dout (or x) is not: wk's zeros then stay
-            # out of the product.
-            if t > 1 and not all_finite(grads[0], xp):
+            # out of the product (always, where the policy reads nothing back).
+            if t > 1 and (not low.policy.probe_values or not all_finite(grads[0], xp)):
                 dcols = low.copy_dcols(d2, w)
             else:
                 dcols = backends.matmul_into(d2, wk, low.work.scratch("dcols", tuple(cols.shape)))

@@ -305,8 +305,14 @@ def backward(
         # dw2.T (C*HH*WW, F) = cols @ d2.T, in the orientation the policy says.
         # It goes first, while the columns are in cache. d2's junk columns
         # are zero, so they add nothing to db.
-        grads = product_over_positions(cols, d2, low.policy, xp), sum_along(d2, 1, low.policy, xp)
-        if low.grid_w > low.wo and not all_finite(grads[0], xp):
+        dw_cols = cols
+        if low.grid_w > low.wo and not low.policy.probe_values:
+            dw_cols = low.junk_free(cols)  # nothing is read back: the exact columns always
+        grads = (
+            product_over_positions(dw_cols, d2, low.policy, xp),
+            sum_along(d2, 1, low.policy, xp),
+        )
+        if dw_cols is cols and low.grid_w > low.wo and not all_finite(grads[0], xp):
             grads = product_over_positions(low.junk_free(cols), d2, low.policy, xp), grads[1]
         if need_dx:
             low.dx_into(dx, n0, w2t, d2)
@@ -345,13 +351,14 @@ def backward_transposed(
     def chunk(span: tuple[int, int]) -> Any:
         n0, n1 = span
         cols = low.columns(n0, n1)
-        xg = on_grid(work, "xgrid", x, n0, n1, low.grid_w, xp)
-        grads = (
-            product_over_positions(cols, xg, policy, xp),
-            xp.sum(dout[n0:n1, ...], axis=(0, 2, 3)),
-        )
-        if not all_finite(grads[0], xp):
-            grads = _flipped_share(fwd, dout, n0, n1, w.shape, xp), grads[1]
+        if policy.probe_values:
+            xg = on_grid(work, "xgrid", x, n0, n1, low.grid_w, xp)
+            dw_share = product_over_positions(cols, xg, policy, xp)
+            if not all_finite(dw_share, xp):
+                dw_share = _flipped_share(fwd, dout, n0, n1, w.shape, xp)
+        else:  # nothing is read back: the share from x's columns always
+            dw_share = _flipped_share(fwd, dout, n0, n1, w.shape, xp)
+        grads = dw_share, xp.sum(dout[n0:n1, ...], axis=(0, 2, 3))
         if need_dx:
             prod = work.scratch("prod", (c, cols.shape[1]))
             write_grid(dx, n0, backends.matmul_into(wt2, cols, prod), low.grid_w, xp)
