@@ -1,6 +1,7 @@
 """Time xplayers' convolution and max pooling against the naive layers and PyTorch.
 
     python benchmarks/bench_conv.py [--backend numpy|cupy|torch] [--repeats 7] [--quick]
+    python benchmarks/bench_conv.py --sweep [--quick]   # conv layers of well-known networks
 
 The last table is the peak memory of one conv forward+backward at
 x(128,64,32,32) (ours and torch's, each in a fresh process; host backends).
@@ -36,6 +37,9 @@ import numpy as np
 
 # Runnable from a source checkout without installing.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _conv_sweep
 
 import xplayers.backends as backends
 from xplayers.layers.conv import (
@@ -56,6 +60,9 @@ NAIVE_SHAPE = ((100, 3, 31, 31), (25, 3, 3, 3), 2, 1)
 POOL_SHAPE = (128, 32, 32, 32)
 MEMORY_SHAPE = CONV_SHAPES[1]
 
+
+#: Repeats of each sweep shape: ~30 shapes at 7 would take many minutes on 2 cores.
+SWEEP_REPEATS = 3
 
 #: Seconds to let the previous contender's spinning threads go idle (--settle).
 SETTLE_S = 0.0
@@ -141,15 +148,36 @@ def row(label: str, ours: float, ref: float | None, flops: float | None, peak: f
 def bench_conv(s: Setup, repeats: int, peak: float, rng: np.random.Generator) -> None:
     print(f"\nconvolution (ref = torch conv2d on {s.tdevice or 'n/a'}; ratio = ours / ref)")
     for xs, ws, stride, pad in CONV_SHAPES:
-        param = {"stride": stride, "pad": pad}
-        if (xs[2] + 2 * pad - ws[2]) % stride or (xs[3] + 2 * pad - ws[3]) % stride:
-            param["truncate"] = True
-        t = _conv_case(s, xs, ws, param, repeats, rng)
+        t = _conv_case(s, xs, ws, conv_param(xs, ws, stride, pad), repeats, rng)
         flops = conv_flops(xs, ws, stride, pad)
-        layout = fast_layout(xs, ws, stride, pad, backends.work_policy(s.array(np.zeros(1))))
-        print(f"x{xs} w{ws} s{stride} p{pad}  ({layout.replace('_', '-')} columns)")
+        print(f"x{xs} w{ws} s{stride} p{pad}  ({lowering(s, xs, ws, stride, pad)} columns)")
         row("  forward", t["fwd"], t.get("tfwd"), flops, peak)
         row("  forward+backward", t["fb"], t.get("tfb"), 3 * flops, peak)
+
+
+def conv_param(xs: tuple, ws: tuple, stride: int, pad: int) -> dict:
+    """conv_param for the layer; ``truncate`` (floor, as torch) where the stride does not divide."""
+    param: dict[str, Any] = {"stride": stride, "pad": pad}
+    if (xs[2] + 2 * pad - ws[2]) % stride or (xs[3] + 2 * pad - ws[3]) % stride:
+        param["truncate"] = True
+    return param
+
+
+def lowering(s: Setup, xs: tuple, ws: tuple, stride: int, pad: int) -> str:
+    """The column layout conv_forward_fast picks for these shapes on s's backend."""
+    layout = fast_layout(xs, ws, stride, pad, backends.work_policy(s.array(np.zeros(1))))
+    return layout.replace("_", "-")
+
+
+def bench_sweep(s: Setup, repeats: int, quick: bool, rng: np.random.Generator) -> None:
+    """The conv layers of _conv_sweep.SWEEP_SHAPES, ours against torch."""
+    shapes = _conv_sweep.quick_shapes() if quick else _conv_sweep.SWEEP_SHAPES
+    print(f"\nconv sweep (ref = torch conv2d on {s.tdevice}; ratio = ours / ref; medians)")
+    _conv_sweep.sweep(
+        shapes,
+        lambda xs, ws, st, pd: _conv_case(s, xs, ws, conv_param(xs, ws, st, pd), repeats, rng),
+        lambda xs, ws, st, pd: lowering(s, xs, ws, st, pd),
+    )
 
 
 def _conv_case(
@@ -336,12 +364,20 @@ def main(argv: list[str] | None = None) -> int:
         default=os.cpu_count(),
         help="torch CPU threads (numpy's BLAS uses all cores by default)",
     )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="only the conv layers of well-known networks, fwd and fwd+bwd vs torch\n"
+        "(default 3 repeats; with --quick: 1 repeat, 4 small shapes)",
+    )
     p.add_argument("--peak-child", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.peak_child:
         peak_child(args.peak_child, args.backend)
         return 0
     repeats = 3 if args.quick else args.repeats
+    if args.sweep:
+        repeats = 1 if args.quick else min(args.repeats, SWEEP_REPEATS)
     SETTLE_S = max(0.0, args.settle)
     try:
         s = Setup(args.backend, args.threads)
@@ -355,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         f"chunk workers {backends.work_policy(s.array(np.zeros(1, dtype=np.float32))).workers}"
         + ("" if s.torch is not None else "; torch reference unavailable")
     )
+    if args.sweep:
+        if s.torch is None:
+            print("--sweep compares against torch, which is unavailable", file=sys.stderr)
+            return 2
+        bench_sweep(s, repeats, args.quick, rng)
+        return 0
     peak = matmul_gflops(s, repeats)
     print(f"float32 matmul 2048^3 on {args.backend}: {peak:.1f} GFLOP/s")
     bench_conv(s, repeats, peak, rng)

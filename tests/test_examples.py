@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -82,3 +83,29 @@ def test_conv_benchmark_measures_peak_memory(capsys) -> None:
     ours = parse_number(r"ours +([0-9.]+) MiB", out)
     torch = parse_number(r"torch +([0-9.]+) MiB", out)
     assert 0 < ours < 640 and 0 < torch < 640, out
+
+
+def test_conv_benchmark_sweep_smoke() -> None:
+    """``--sweep --quick``: a row per shape with two positive ratios (fwd, fwd+bwd) and the
+    layout named, then the summary line over those rows (no timing asserted)."""
+    if backends.unavailable_reason("torch") is not None:
+        pytest.skip("the benchmark compares against torch")
+    proc = run_python(REPO / "benchmarks" / "bench_conv.py", "--sweep", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.count("|") == 3][
+        1:
+    ]  # less the header
+    assert len(rows) >= 3, proc.stdout
+    for line in rows:
+        ratios = [float(r) for r in re.findall(r"([0-9.]+)x\b", line)]
+        assert len(ratios) == 2 and all(r > 0 for r in ratios), line
+        assert line.rsplit("|", 1)[1].strip() in ("flat", "channels-last"), line
+    summary = re.search(
+        r"sweep: worst ([0-9.]+)x \((.+)\), geometric mean ([0-9.]+)x over (\d+) shapes",
+        proc.stdout,
+    )
+    assert summary, proc.stdout
+    worst, gmean = float(summary[1]), float(summary[3])
+    assert int(summary[4]) == len(rows)
+    assert 0 < gmean <= worst
+    assert any(line.startswith(summary[2]) for line in rows)
