@@ -8,11 +8,10 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import SUFFIX, CheckpointError, CheckpointMismatch
+from ..checkpoint import SUFFIX, CheckpointError, CheckpointMismatch, checkpoint_name_of
 from ._common import UsageError
 
 
@@ -48,12 +47,22 @@ def resumed_solver(
     return solver
 
 
+def checkpoint_destination(args: argparse.Namespace) -> tuple[Path | None, str]:
+    """The NAME of the run's checkpoints (--checkpoint, or on under --resume's) and the
+    flag that gave it."""
+    if args.checkpoint is not None:
+        return args.checkpoint, "--checkpoint"
+    if args.resume is not None:
+        return Path(checkpoint_name_of(args.resume)), "--resume"
+    return None, "--checkpoint"
+
+
 def check_checkpoint_destination(
     parser: argparse.ArgumentParser, flag: str, name: str | os.PathLike, first: int, last: int
 ) -> None:
-    """Fail before training, not at its first save, when the files NAME_epoch_K.safetensors
-    (K from ``first`` to ``last``) cannot be written: a folder stands where one goes, or
-    NAME's folder takes no new file."""
+    """Fail before training, not at its first save, when a folder stands where a file
+    NAME_epoch_K.safetensors (K from ``first`` to ``last``) goes. That NAME's folder
+    exists and takes new files is ``check_output_path``'s rule, checked at start-up."""
     folder = Path(name).parent
     stem = re.escape(Path(name).name.removesuffix(SUFFIX))
     pattern = re.compile(rf"{stem}_epoch_(\d+){re.escape(SUFFIX)}")
@@ -64,8 +73,6 @@ def check_checkpoint_destination(
                 for e in entries
                 if (m := pattern.fullmatch(e.name)) and first <= int(m[1]) <= last and e.is_dir()
             )
-        with tempfile.TemporaryFile(dir=folder):  # a real write: access() says yes to root
-            pass
     except OSError as exc:
         raise UsageError(
             parser,

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from .. import backends
-from ..checkpoint import checkpoint_name_of
 from ..defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CNN_HIDDEN,
@@ -45,7 +44,12 @@ from ._common import (
     positive_int,
     resolve_placement,
 )
-from ._resuming import check_checkpoint_destination, interrupted_message, resumed_solver
+from ._resuming import (
+    check_checkpoint_destination,
+    checkpoint_destination,
+    interrupted_message,
+    resumed_solver,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -228,7 +232,10 @@ def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> No
                 f"argument --resume: {', '.join(fixed)} cannot change when resuming; "
                 "the run continues with the checkpoint's optimizer settings",
             )
-    check_output_path(parser, "--checkpoint", args.checkpoint)
+    # Where checkpoints go: --checkpoint, or on with --resume's name; the rule for
+    # folders of epoch files comes once the run's epochs are known.
+    name, flag = checkpoint_destination(args)
+    check_output_path(parser, flag, None if name is None else Path(name))
     check_output_path(parser, "--plot", args.plot, PLOT_SUFFIXES)
 
 
@@ -391,7 +398,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         + (f" / {n_test} test" if n_test else "")
     )
 
-    name = _or(args.checkpoint, args.resume and Path(checkpoint_name_of(args.resume)))
+    name, flag = checkpoint_destination(args)
     common = dict(
         checkpoint_name=None if name is None else str(name),
         checkpoint_info={"dataset": args.dataset, "data_dir": _text_or_none(args.data_dir)},
@@ -403,7 +410,6 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         solver = _fresh_solver(args, model, data, say, **common)
     if name is not None:
-        flag = "--resume" if args.checkpoint is None else "--checkpoint"
         check_checkpoint_destination(parser, flag, name, solver.epoch, solver.num_epochs)
 
     start, first_iteration = time.perf_counter(), solver.iteration
