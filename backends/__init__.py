@@ -34,6 +34,7 @@ from ._ops import (
     uniform_like,
     work_policy,
     workspace,
+    writes_in_place,
 )
 from ._policy import WorkPolicy
 from ._registry import (
@@ -100,4 +101,5 @@ __all__ = [
     "workspace",
     "workspace_bytes",
     "workspace_limit",
+    "writes_in_place",
 ]

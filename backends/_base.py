@@ -34,6 +34,9 @@ class Backend:
     slices_are_views: bool = True
     #: The library has one device only, so arrays never need a device check.
     single_device: bool = False
+    #: Arrays can be written (``x[i] = v``); False (JAX): layers take their
+    #: functional routes and state is returned, never updated in place.
+    writes_in_place: bool = True
 
     def __init__(self) -> None:
         self._reason: str | None = None
@@ -84,6 +87,11 @@ class Backend:
         """True when ``x`` is an array of this library (no import is triggered)."""
         raise NotImplementedError
 
+    def array_device(self, x: Any) -> Any:
+        """The device array ``x`` lives on (None where the library cannot say: a traced
+        array inside a compiled function)."""
+        return x.device
+
     def default_device(self) -> Any:
         return "cpu"
 
@@ -132,12 +140,21 @@ class Backend:
             self._dtypes[key] = found
         return found
 
+    def dtype_hint(self, dtype: Any) -> str:
+        """What to do when a device lacks ``dtype`` (``has_dtype`` False), for the error."""
+        return "ask for a dtype it holds (e.g. dtype='float32') or pick another device"
+
     def on_cpu(self, x: Any) -> bool:
         """True when array ``x`` lives in host memory (required: no default)."""
         raise NotImplementedError
 
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on CPU libraries)."""
+
+    def wait_for(self, x: Any) -> None:
+        """Wait until array ``x`` is computed (the work queued on its device)."""
+        with self.device_context(self.array_device(x)):
+            self.synchronize()
 
     # ---------------------------------------------------------------- transfer
     def from_numpy(self, a: np.ndarray, device: Any = None) -> Any:

@@ -21,7 +21,7 @@ def device_of(x: Any) -> Any:
     b = _adapter_of(x)
     if b is None:
         raise BackendError(f"device_of needs an array, got {type(x).__name__}")
-    return x.device
+    return b.array_device(x)
 
 
 def device_label(x: Any) -> str:
@@ -29,7 +29,7 @@ def device_label(x: Any) -> str:
     b = _adapter_of(x)
     if b is None:
         raise BackendError(f"device_label needs an array, got {type(x).__name__}")
-    return b.device_label(x.device)
+    return b.device_label(b.array_device(x))
 
 
 def resolve_device(backend: str | None, device: Any = None) -> Any:
@@ -53,7 +53,7 @@ def on_device_of(x: Any) -> contextlib.AbstractContextManager:
     b = _adapter_of(x)
     if b is None:
         raise BackendError(f"on_device_of needs an array, got {type(x).__name__}")
-    return b.device_context(x.device)
+    return b.device_context(b.array_device(x))
 
 
 def parse_case(text: str) -> tuple[str, str | None]:

@@ -18,7 +18,7 @@ def describe_array(x: Any) -> str:
     where = b.name if b is not None else type(x).__name__
     text = f"{where} {dtype_name(x.dtype)} array of shape {tuple(x.shape)}"
     if b is not None and not b.single_device:
-        text += f" on {b.device_label(x.device)}"
+        text += f" on {b.device_label(b.array_device(x))}"
     return text
 
 
@@ -57,8 +57,8 @@ def get_namespace(*arrays: Any, **named: Any) -> ModuleType:
             _raise_mixed(arrays, named)
         if found is None:
             found = b
-            device = None if b.single_device else a.device
-        elif device is not None and a.device != device:
+            device = None if b.single_device else b.array_device(a)
+        elif device is not None and b.array_device(a) not in (device, None):
             _raise_mixed_devices(arrays, named)
     if found is None:
         raise BackendError("no arrays given: cannot tell which backend to use")
@@ -75,7 +75,8 @@ def _raise_mixed_devices(arrays: tuple, named: dict[str, Any]) -> None:
     """Arrays of one backend on several devices: name the first array on each."""
     found: dict[str, tuple[str, Any]] = {}
     for label, a in _labelled(arrays, named):
-        found.setdefault(_adapter_of(a).device_label(a.device), (label, a))
+        b = _adapter_of(a)
+        found.setdefault(b.device_label(b.array_device(a)), (label, a))
     parts = ", ".join(f"{label} is a {describe_array(a)}" for label, a in found.values())
     raise BackendError(
         f"arrays on several devices ({', '.join(found)}) mixed in one call ({parts}); "

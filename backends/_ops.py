@@ -20,7 +20,7 @@ def uniform_like(x: Any, seed: int | None = None) -> Any:
     b = _adapter_of(x)
     if b is None:
         raise BackendError(f"uniform_like needs an array, got {type(x).__name__}")
-    return b.uniform(tuple(x.shape), x.dtype, x.device, seed)
+    return b.uniform(tuple(x.shape), x.dtype, b.array_device(x), seed)
 
 
 def fused_update(
@@ -119,6 +119,17 @@ def map_chunks(
     return adapter.map_chunks(fn, items, uses_blas)
 
 
+def writes_in_place(x: Any) -> bool:
+    """True when arrays like ``x`` can be written (``x[i] = v``): numpy, torch, cupy,
+    array_api_strict. False for JAX: layers then take their functional routes
+    (``xpx.at``, stacked slices, sums of shifted products) and optimizers and
+    batch norm return new state instead of updating it."""
+    b = _adapter_of(x)
+    if b is None:
+        raise BackendError(f"writes_in_place needs an array, got {type(x).__name__}")
+    return b.writes_in_place
+
+
 def slices_are_views(x: Any) -> bool:
     """True when basic slices of ``x`` share its memory, so in-place updates of a
     slice reach ``x`` (numpy, torch, cupy). The standard leaves this open;
@@ -141,5 +152,4 @@ def synchronize(*targets: Any) -> None:
             raise BackendError(
                 f"synchronize takes backend names or arrays, got {type(target).__name__}"
             )
-        with b.device_context(target.device):
-            b.synchronize()
+        b.wait_for(target)

@@ -12,12 +12,19 @@ from typing import Any
 from ._base import Backend
 from ._errors import BackendError, EnvironmentVariableError
 from .cupy_backend import CupyBackend
+from .jax_backend import JaxBackend
 from .numpy_backend import NumpyBackend
 from .strict_backend import StrictBackend
 from .torch_backend import TorchBackend
 
 _ADAPTERS: dict[str, Backend] = {
-    b.name: b for b in (NumpyBackend(), CupyBackend(), TorchBackend(), StrictBackend())
+    b.name: b for b in (
+        NumpyBackend(),
+        CupyBackend(),
+        TorchBackend(),
+        StrictBackend(),
+        JaxBackend(),
+    )
 }
 #: Every backend name xplayers knows, available here or not.
 BACKEND_NAMES: tuple[str, ...] = tuple(_ADAPTERS)

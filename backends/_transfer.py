@@ -64,8 +64,7 @@ def _check_dtype(target: Backend, dtype: Any, device: Any) -> None:
         name = numpy_dtype(dtype).name
         raise BackendError(
             f"backend {target.name!r} device {target.device_label(device)!r} has no {name} "
-            f"arrays; ask for a dtype it holds (e.g. dtype='float32') or pick another device "
-            f"(devices here: {target.devices()})"
+            f"arrays: {target.dtype_hint(name)} (devices here: {target.devices()})"
         )
 
 

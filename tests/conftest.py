@@ -18,7 +18,16 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-import xplayers.backends as backends
+# JAX reads these when it is first imported: a second CPU device proves
+# placement (as array_api_strict's device1 does), and x64 gives the float64
+# gradient checks their float64. The library itself never sets either.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+
+import xplayers.backends as backends  # noqa: E402
 
 # CI draws the same examples on every run: a red build then says the change
 # broke something, never that a new random example turned up.
@@ -27,7 +36,7 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 #: The device case every run includes beside the plain backends.
-DEVICE_CASES = ("array_api_strict:device1",)
+DEVICE_CASES = ("array_api_strict:device1", "jax:cpu:1")
 
 _ran: set[str] = set()
 _skipped: dict[str, str] = {}
