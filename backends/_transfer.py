@@ -64,7 +64,8 @@ def _check_dtype(target: Backend, dtype: Any, device: Any) -> None:
         name = numpy_dtype(dtype).name
         raise BackendError(
             f"backend {target.name!r} device {target.device_label(device)!r} has no {name} "
-            f"arrays: {target.dtype_hint(name)} (devices here: {target.devices()})"
+            f"arrays (dtype={name!r} was asked for, or {name} data came without a dtype): "
+            f"{target.dtype_hint(name)} (devices here: {target.devices()})"
         )
 
 

@@ -29,6 +29,7 @@ from array_api_compat import device as array_device
 from array_api_compat import is_jax_array
 
 from ._base import Backend
+from ._errors import BackendError
 from ._policy import DEVICE, WorkPolicy
 
 #: How to get float64 on JAX, for every error that asks for it.
@@ -102,11 +103,11 @@ class JaxBackend(Backend):
         self._no_such_device(device)
 
     def has_dtype(self, dtype: Any, device: Any) -> bool:
-        if np.dtype(dtype).itemsize == 8 and np.dtype(dtype).kind in "fiuc":
-            import jax
-
-            return bool(jax.config.jax_enable_x64)
-        return super().has_dtype(dtype, device)
+        """64-bit floats only with x64; 64-bit integers always (``from_numpy`` narrows
+        them to 32 bits without x64, exactly, or refuses)."""
+        if np.dtype(dtype).itemsize >= 8 and np.dtype(dtype).kind in "fc":
+            return _x64()
+        return super().has_dtype(dtype, device) or np.dtype(dtype).kind in "iu"
 
     def dtype_hint(self, dtype: Any) -> str:
         return X64_HINT if np.dtype(dtype).itemsize == 8 else super().dtype_hint(dtype)
@@ -133,9 +134,9 @@ class JaxBackend(Backend):
         import jax
 
         if not self.has_dtype(a.dtype, None):
-            from ._errors import BackendError
-
             raise BackendError(f"jax cannot hold {a.dtype.name} arrays here: {X64_HINT}")
+        if a.dtype.kind in "iu" and a.dtype.itemsize == 8 and not _x64():
+            a = _narrowed(a)
         # device_put commits the array: JAX then refuses to move it silently.
         return jax.device_put(np.array(a, copy=True), self.resolve_device(device))
 
@@ -154,6 +155,25 @@ class JaxBackend(Backend):
         if device is not None:
             key = jax.device_put(key, device)
         return jax.random.uniform(key, shape, dtype=dtype)
+
+
+def _x64() -> bool:
+    import jax
+
+    return bool(jax.config.jax_enable_x64)
+
+
+def _narrowed(a: np.ndarray) -> np.ndarray:
+    """64-bit integers (labels, indices) as 32-bit ones, which is all JAX holds
+    without x64: exact when every value fits, else a BackendError."""
+    narrow = np.dtype(f"{a.dtype.kind}4")
+    info = np.iinfo(narrow)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise BackendError(
+            f"jax without x64 holds {narrow.name} at most, and these {a.dtype.name} values "
+            f"span [{a.min()}, {a.max()}], past [{info.min}, {info.max}]: {X64_HINT}"
+        )
+    return a.astype(narrow)
 
 
 def _cpu_devices() -> list[Any]:

@@ -30,6 +30,15 @@ def _answer(monkeypatch, backend, **fields) -> list[int]:
     return asked
 
 
+def _in_place_only(backend) -> None:
+    """The lowerings, chunks and formulations are those of the in-place fast path;
+    a library whose arrays cannot be written (JAX) takes the functional route."""
+    if not backends.get_backend(backend.name).writes_in_place:
+        pytest.skip(
+            f"{backend.name} arrays cannot be written: the functional route has no lowering"
+        )
+
+
 def _problem(backend, xs, ws, seed=0):
     rng = np.random.default_rng(seed)
     host = [rng.standard_normal(s) for s in (xs, ws, ws[:1])]
@@ -52,7 +61,8 @@ def test_each_adapter_answers_for_where_its_arrays_live(backend) -> None:
     """Host arrays get chunks and kept work arrays, device arrays one chunk and
     the library's pool; the conv lowering thresholds are stated either way."""
     x = backend.asarray(np.zeros((2, 3)))
-    on_cpu = backends.get_backend(backend.name).on_cpu(x)
+    # Arrays that cannot be written (JAX, on any device) keep no work arrays either.
+    on_cpu = backends.get_backend(backend.name).on_cpu(x) and backends.writes_in_place(x)
     policy = backends.work_policy(x)
     assert policy.keep_workspace == on_cpu
     assert (policy.chunk_elements is not None) == on_cpu
@@ -73,6 +83,7 @@ POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
 @pytest.mark.parametrize("xs, ws, stride, pad", GEOMETRIES)
 def test_the_policy_is_asked_once_per_conv_call(backend, monkeypatch, xs, ws, stride, pad):
+    _in_place_only(backend)
     asked = _answer(monkeypatch, backend)
     _, (x, w, b) = _problem(backend, xs, ws)
     param = {"stride": stride, "pad": pad}
@@ -104,6 +115,7 @@ def test_the_policy_is_asked_once_per_conv_call(backend, monkeypatch, xs, ws, st
 def test_the_lowering_is_the_policys_answer(backend, monkeypatch, fields, xs, ws, stride, expected):
     """fast_layout and the layer itself take the layout the policy's thresholds
     give, and it computes the naive results."""
+    _in_place_only(backend)
     _answer(monkeypatch, backend, **fields)
     used = []
     for module in (_conv_channels_last, _conv_flat):
@@ -138,6 +150,7 @@ def test_fast_layout_defaults_to_the_default_backends_policy(monkeypatch) -> Non
 def test_other_formulations_give_the_same_gradients(backend, monkeypatch, xs, ws, stride, pad):
     """Bias sums as reductions and weight gradients in the other orientation:
     the naive results, on every lowering."""
+    _in_place_only(backend)
     _answer(monkeypatch, backend, sum_by_product=False, dw_columns_left=False)
     host, (x, w, b) = _problem(backend, xs, ws, seed=1)
     param = {"stride": stride, "pad": pad}
@@ -157,6 +170,7 @@ def test_channels_last_chunks_follow_the_policys_scale(
 ) -> None:
     """Channels-last chunks hold ``channels_last_chunk_scale`` of the policy's
     elements: here 4 images' columns at scale 1, 2 at scale 0.5."""
+    _in_place_only(backend)
     xs, ws = (8, 16, 13, 13), (8, 16, 3, 3)  # channels-last: 7x7 outputs
     per_image = 16 * 3 * 3 * 7 * 7
     host_policy(

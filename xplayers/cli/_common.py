@@ -106,13 +106,13 @@ def add_placement_arguments(p: argparse.ArgumentParser | Any, what: str) -> None
         "--backend",
         type=backend_name,
         default=None,
-        help=f"array library to {what} on: numpy, cupy, torch or array_api_strict "
+        help=f"array library to {what} on: numpy, cupy, torch, jax or array_api_strict "
         "(default: cupy where available, else numpy; env XPLAYERS_BACKEND)",
     )
     p.add_argument(
         "--device",
         default=None,
-        help="device of that backend: cpu, cuda, cuda:1 (cupy, torch), device1 "
+        help="device of that backend: cpu, cuda, cuda:1 (cupy, torch), cpu:1 (jax), device1 "
         "(array_api_strict); default: the backend's default device (see `xplayers backends`)",
     )
 
