@@ -35,7 +35,7 @@ class Split:
             y = backends.asarray(
                 backends.to_numpy(y) if backends.is_array(y) else np.asarray(y),
                 backends.backend_of(X),
-                device=X.device,
+                device=backends.device_of(X),
             )
         if X.ndim < 2:
             raise ValueError(f"{x_name} must be (N, ...) samples, got a {_describe(X)}")
@@ -66,7 +66,9 @@ class Split:
     def _device_arrays(self, backend: str, device: Any) -> tuple[Any, Any]:
         """X, y on ``backend`` and ``device`` (device data only; moved at most once
         per backend and device)."""
-        if backends.backend_of(self.X) == backend and (device is None or self.X.device == device):
+        if backends.backend_of(self.X) == backend and (
+            device is None or backends.device_of(self.X) == device
+        ):
             return self.X, self.y
         key = (backend, str(device))
         if key not in self._placed:
@@ -84,7 +86,7 @@ class Split:
             return self._deliver(self.X[idx], self.y[idx], backend, dtype, device)
         X, y = self._device_arrays(backend, device)
         xp = backends.get_namespace(X=X)
-        didx = backends.asarray(idx, backend, device=X.device)
+        didx = backends.asarray(idx, backend, device=backends.device_of(X))
         return xp.take(X, didx, axis=0), xp.take(y, didx, axis=0)
 
     def rows(
@@ -102,7 +104,7 @@ class Split:
         if self.on_host:
             return Split(self.x_name, self.X[idx], self.y_name, self.y[idx])
         xp = backends.get_namespace(X=self.X)
-        didx = backends.asarray(idx, backends.backend_of(self.X), device=self.X.device)
+        didx = backends.asarray(idx, backends.backend_of(self.X), device=backends.device_of(self.X))
         return Split(
             self.x_name, xp.take(self.X, didx, axis=0), self.y_name, xp.take(self.y, didx, axis=0)
         )

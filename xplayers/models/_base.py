@@ -245,19 +245,26 @@ class Model:
         labels without reading them back (the Solver passes its training labels')."""
         raise NotImplementedError
 
-    def begin_step(self, iteration: int) -> None:
-        """Called by the Solver before training step ``iteration`` (0-based).
+    def begin_step(self, iteration: Any) -> None:
+        """Called by the Solver before training step ``iteration`` (0-based): an int,
+        or a 0-d integer array (traced inside a compiled step).
 
         Seeded randomness (dropout) derives its streams from the step, so
         training sees fresh masks per step yet repeats exactly for a given
         seed, while direct ``loss`` calls (gradient checks) keep their masks.
         """
-        self.train_step = int(iteration)
+        self.train_step = iteration if backends.is_array(iteration) else int(iteration)
+
+    def stream_entropy(self, seed: int, *key: int) -> tuple:
+        """The entropy of one random stream, (seed, train_step, *key, *stream_key), so
+        each layer (``key``) of each step gets its own stream; ``backends.uniform_like``
+        takes it as its seed (the step may be a traced array there)."""
+        return (int(seed), self.train_step, *key, *self.stream_key)
 
     def stream_seed(self, seed: int, *key: int) -> int:
-        """The seed of one random stream: SeedSequence over (seed, train_step, *key,
-        *stream_key), so each layer (``key``) of each step gets its own stream."""
-        entropy = [int(seed), self.train_step, *key, *self.stream_key]
+        """The int seed of stream ``stream_entropy(seed, *key)`` on the host libraries:
+        ``SeedSequence`` over that entropy (an int step only)."""
+        entropy = [int(e) for e in self.stream_entropy(seed, *key)]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def _add_l2(self, loss: Any, grads: dict[str, Any], names: Any = None) -> Any:
