@@ -178,6 +178,25 @@ class Model:
             for k, v in host_params.items()
         }
 
+    def fill_norm_stats(self) -> None:
+        """Zeros, on the params' device and in their dtype, for each running statistic
+        the model does not hold yet: what batch norm starts from, so a compiled step's
+        first call has the inputs of every later one. Nothing for a class that cannot
+        tell its shapes (``state_shapes`` None)."""
+        init_args = getattr(self, "init_args", None)
+        if not self.norm_params or init_args is None:
+            return
+        placement = ("backend", "device")
+        shapes = type(self).state_shapes({k: v for k, v in init_args.items() if k not in placement})
+        if shapes is None:
+            return
+        first = next(iter(self.params.values()))
+        xp = backends.get_namespace(param=first)
+        for live, stats in zip(self.norm_params, shapes.norm, strict=False):
+            for key, shape in stats.items():
+                if live.get(key) is None:
+                    live[key] = xp.zeros(shape, dtype=first.dtype, device=backends.device_of(first))
+
     def compute_dtype(self) -> Any:
         """The dtype the model computes in: that of the params it holds now."""
         first = next(iter(self.params.values()))
