@@ -128,17 +128,19 @@ class CompiledStep:
         fill = getattr(model, "fill_norm_stats", None)
         if fill is not None:
             fill()
+        placed = self.device_configs(configs)
         traced, statics = {}, {}
-        for p, config in self.device_configs(configs).items():
+        for p, config in placed.items():
             traced[p] = {k: v for k, v in config.items() if backends.is_array(v)}
             statics[p] = {k: v for k, v in config.items() if k not in traced[p]}
         self._statics = statics
         norm = norm_arrays(model)
         loss, params, norm, traced = self._jitted(model.params, norm, traced, X, y, step)
-        model.params = params
+        model.params = _ordered(params, model.params)
         for live, stats in zip(getattr(model, "norm_params", None) or [], norm or [], strict=True):
             live.update(stats)
-        return loss, {p: {**traced[p], **statics[p]} for p in traced}
+        # In the caller's key order (jax returns dicts sorted), new keys last.
+        return loss, {p: _ordered({**traced[p], **statics[p]}, placed[p]) for p in placed}
 
     def _pure(
         self,
@@ -172,6 +174,10 @@ class CompiledStep:
             return loss, next_params, norm_arrays(model), next_configs
         finally:
             saved.restore()
+
+
+def _ordered(config: dict, like: dict) -> dict:
+    return {**{k: config[k] for k in like if k in config}, **config}
 
 
 class _Swap:

@@ -124,8 +124,6 @@ class Solver:
         self.verbose = settings["verbose"]
         self.progress = settings["progress"]
         self.seed = settings["seed"]
-        self._parallel = parallel_for(settings["comm"], self, (self._train, self._val))
-        self.seed = self._parallel.agreed_seed(self.seed)
         self.jit: bool | None = settings["jit"]
         self._data_parallel = settings["comm"] is not None
         if self.jit and self._data_parallel and compiles(self._first_param()):
@@ -134,6 +132,8 @@ class Solver:
                 "runs through the host between backward and update; pass jit=False or "
                 "jit=None (with a comm the step then runs eagerly)"
             )
+        self._parallel = parallel_for(settings["comm"], self, (self._train, self._val))
+        self.seed = self._parallel.agreed_seed(self.seed)
         self._compiled: CompiledStep | None = None
         if not self._parallel.is_root:  # one rank speaks for all
             self.verbose, self.progress = False, False
