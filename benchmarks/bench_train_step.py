@@ -3,6 +3,7 @@
     python benchmarks/bench_train_step.py                  # both models, numpy vs torch CPU
     python benchmarks/bench_train_step.py --model cnn      # only the ConvNet
     python benchmarks/bench_train_step.py --backend cupy   # cupy vs torch CUDA
+    python benchmarks/bench_train_step.py --backend jax    # jax compiled and eager vs torch, numpy
 
 The models: ``fc``, CS231n's FullyConnectedNet 3072-100-100-100-100-10 (ReLU,
 softmax loss), batch 200; ``cnn``, ThreeLayerConvNet (3x32x32 input, 32 7x7
@@ -26,6 +27,12 @@ Fairness rules (docs/performance.md says why they matter):
 * The reported figure is the median step time over all timed steps; the
   spread is the inter-quartile range. On a GPU every step ends with a device
   synchronize before its timer stops.
+
+With ``--backend jax`` the headline is the step the Solver runs on JAX, compiled
+as one ``jax.jit`` function (``xplayers._compiled_step``; its first call, the
+compilation, is timed apart), beside the same step run eagerly on JAX, our
+NumPy run and torch on the CPU, all in the same run (targets: FC <= 1.2,
+ConvNet <= 1.5 of torch). JAX is timed in float32 (x64 off).
 
 Besides the headline ratio (targets: FC <= 0.9, ConvNet <= 1.0) the table
 shows samples per second, for the FC net the same step hand-written in plain
@@ -57,6 +64,8 @@ INPUT_DIM, NUM_CLASSES = 3 * 32 * 32, 10
 IMAGE, FILTERS, FILTER_SIZE, CNN_HIDDEN = (3, 32, 32), 32, 7, 100
 BATCH = {"fc": 200, "cnn": 128}
 TARGET = {"fc": 0.9, "cnn": 1.0}
+#: The compiled JAX step against torch on the CPU.
+JAX_TARGET = {"fc": 1.2, "cnn": 1.5}
 LEARNING_RATE = 1e-3
 
 
@@ -76,9 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--backend",
-        choices=["numpy", "cupy"],
+        choices=["numpy", "cupy", "jax"],
         default="numpy",
-        help="numpy: compare with torch on the CPU; cupy: compare with torch on CUDA",
+        help=(
+            "numpy: compare with torch on the CPU; cupy: compare with torch on CUDA; "
+            "jax: the compiled and the eager JAX step against numpy and torch on the CPU"
+        ),
     )
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     p.add_argument("--repeats", type=int, default=25, help="timed steps per block (default 25)")
@@ -141,11 +153,13 @@ class Contender:
 
 @dataclass
 class Steps:
-    """A full training step and its two phases, each callable on its own."""
+    """A full training step and its two phases, each callable on its own (a compiled
+    step has none: it is one function); ``sync`` waits for the step's work."""
 
     step: Callable[[], None]
-    gradients: Callable[[], None]  # forward + backward
-    update: Callable[[], None]  # Adam on every parameter, gradients kept from before
+    gradients: Callable[[], None] | None  # forward + backward
+    update: Callable[[], None] | None  # Adam on every parameter, gradients kept from before
+    sync: Callable[[], None] | None = None
 
 
 def _our_model(kind: str, backend: str) -> Any:
@@ -169,7 +183,7 @@ def xplayers_steps(kind: str, backend: str, X_host: Any, y_host: Any) -> Steps:
 
     model = _our_model(kind, backend)
     X = backends.asarray(X_host, backend, "float32")
-    y = backends.asarray(y_host, backend)
+    y = backends.asarray(y_host, backend, "int32")
     configs: dict[str, dict] = {k: {"learning_rate": LEARNING_RATE} for k in model.params}
 
     grads: dict[str, Any] = {}
@@ -186,7 +200,37 @@ def xplayers_steps(kind: str, backend: str, X_host: Any, y_host: Any) -> Steps:
         update()
 
     gradients()
-    return Steps(step, gradients, update)
+    return Steps(step, gradients, update, lambda: backends.synchronize(*model.params.values()))
+
+
+def compiled_steps(kind: str, X_host: Any, y_host: Any) -> tuple[Steps, float]:
+    """The step the Solver runs on JAX: loss, gradients and Adam as one ``jax.jit``
+    function; with the seconds its first call (tracing and compiling) took."""
+    import xplayers.backends as backends
+    from xplayers._compiled_step import CompiledStep
+    from xplayers.optim import adam
+
+    model = _our_model(kind, "jax")
+    X = backends.asarray(X_host, "jax", "float32")
+    y = backends.asarray(y_host, "jax", "int32")  # x64 off: no int64 on JAX
+    # The labels' range, read once, as the Solver does: no value check in the trace.
+    compiled = CompiledStep(model, adam, "adam", {"label_range": (0, NUM_CLASSES - 1)}, seed=0)
+    state: dict[str, Any] = {
+        "configs": {k: {"learning_rate": LEARNING_RATE} for k in model.params},
+        "t": 0,
+    }
+
+    def step() -> None:
+        _, state["configs"] = compiled(state["configs"], X, y, state["t"])
+        state["t"] += 1
+
+    def sync() -> None:
+        backends.synchronize(*model.params.values())
+
+    t0 = time.perf_counter()
+    step()
+    sync()
+    return Steps(step, None, None, sync), time.perf_counter() - t0
 
 
 def _torch_net(kind: str) -> Any:
@@ -353,6 +397,8 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
     y_host = rng.integers(0, NUM_CLASSES, size=batch)
 
     def sync_of(name: str) -> Callable[[], None]:
+        if name in steps and steps[name].sync is not None:
+            return steps[name].sync
         if name.startswith("torch native") or name.startswith("torch block"):
             return torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
         if name == "plain numpy":
@@ -360,11 +406,17 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
         return lambda: backends.synchronize(name.split()[0])
 
     ours = args.backend
-    steps = {ours: xplayers_steps(kind, ours, X_host, y_host)}
+    steps: dict[str, Steps] = {}
+    compile_s = None
+    if ours == "jax":  # the headline: the compiled step; beside it the eager one and numpy
+        steps["jax compiled"], compile_s = compiled_steps(kind, X_host, y_host)
+    steps[ours] = xplayers_steps(kind, ours, X_host, y_host)
     steps["torch native"] = torch_steps(kind, torch_device, X_host, y_host)
+    if ours == "jax":
+        steps["numpy"] = xplayers_steps(kind, "numpy", X_host, y_host)
     if ours == "numpy" and kind == "fc":
         steps["plain numpy"] = plain_numpy_steps(X_host, y_host)
-    if not args.no_extra:
+    if not args.no_extra and ours != "jax":
         # array_api_strict runs on the CPU only: no use as a yardstick for a GPU run.
         extras = ("torch",) if ours == "cupy" else ("array_api_strict", "torch")
         for extra in extras:
@@ -387,6 +439,8 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
         title = f"ThreeLayerConvNet {IMAGE}, {FILTERS} {FILTER_SIZE}x{FILTER_SIZE} filters"
     print(f"{title}, batch {batch}, float32, forward+backward+Adam")
     print(f"{args.rounds} interleaved rounds x {args.repeats} timed steps, medians")
+    if compile_s is not None:
+        print(f"jax compiled: first call (trace + compile) {compile_s * 1e3:.0f} ms, untimed")
     _warn_if_busy(threads)
     print()
 
@@ -398,10 +452,11 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
             c.run_block(args.repeats)
 
     by_name = {c.name: c for c in contenders}
-    ref, base = by_name["torch native"], by_name[ours]
+    headline = "jax compiled" if ours == "jax" else ours
+    ref, base = by_name["torch native"], by_name[headline]
     print(
         f"{'full step':<32}{'median ms':>10}{'IQR ms':>9}{'samples/s':>11}"
-        f"{'/ torch':>9}{'/ ' + ours:>10}"
+        f"{'/ torch':>9}{'/ ' + headline:>16}"
     )
     for c in contenders:
         label = {
@@ -410,7 +465,7 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
         }.get(c.name, f"xplayers on {c.name}")
         print(
             f"{label:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}{batch / c.median:>11.0f}"
-            f"{c.median / ref.median:>9.2f}{c.median / base.median:>10.2f}"
+            f"{c.median / ref.median:>9.2f}{c.median / base.median:>16.2f}"
         )
     print(f"\n{'phase':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}")
     pairs = list(zip(phases[:2], phases[2:4], strict=True))
@@ -424,12 +479,14 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
             )
 
     ratio = base.median / ref.median
-    target = TARGET[kind]
+    target = (JAX_TARGET if ours == "jax" else TARGET)[kind]
     verdict = "meets" if ratio <= target else "misses"
     print(
-        f"\n{kind}: ratio xplayers[{ours}] / torch native = {ratio:.3f} "
+        f"\n{kind}: ratio xplayers[{headline}] / torch native = {ratio:.3f} "
         f"({verdict} the target <= {target})"
     )
+    if ours == "jax":
+        print(f"jax eager / jax compiled: {by_name['jax'].median / base.median:.2f}x")
     if "plain numpy" in by_name:
         plain = by_name["plain numpy"].median
         print(f"xplayers[numpy] / hand-written numpy = {base.median / plain:.2f}")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from subprocess_helpers import run_python
 
 import xplayers.backends as backends
 from xplayers.models import FullyConnectedNet, ThreeLayerConvNet
@@ -206,3 +207,28 @@ def test_jit_true_with_a_communicator_is_refused_on_jax(backend) -> None:
         pytest.skip("only a compiled step cannot reach the host between backward and update")
     with pytest.raises(ValueError, match="jit=True cannot compile a data-parallel step"):
         _solver(_fc(backend), _data(), jit=True, comm=OneRank())
+
+
+def test_a_float32_run_on_jax_without_x64() -> None:
+    """JAX without x64 holds no int64: the Solver sends the labels as int32 (their
+    range, read once, fits), compiled and eager alike, instead of failing on them."""
+    if backends.unavailable_reason("jax") is not None:
+        pytest.skip(f"jax: {backends.unavailable_reason('jax')}")
+    code = (
+        "import os\n"
+        "os.environ['JAX_ENABLE_X64'] = '0'  # before jax loads\n"
+        "import numpy as np\n"
+        "from xplayers.models import FullyConnectedNet\n"
+        "from xplayers.solver import Solver\n"
+        "rng = np.random.default_rng(0)\n"
+        "data = {'X_train': rng.standard_normal((40, 6)), 'y_train': rng.integers(3, size=40),\n"
+        "        'X_val': rng.standard_normal((10, 6)), 'y_val': rng.integers(3, size=10)}\n"
+        "for jit in (None, False):\n"
+        "    model = FullyConnectedNet([5], input_dim=6, num_classes=3, seed=1, backend='jax')\n"
+        "    solver = Solver(model, data, batch_size=10, num_epochs=1, verbose=False, jit=jit)\n"
+        "    solver.train()\n"
+        "    print(len(solver.loss_history), model.params['W1'].dtype)\n"
+    )
+    proc = run_python("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["4", "float32", "4", "float32"]

@@ -74,7 +74,7 @@ class Split:
         if key not in self._placed:
             self._placed[key] = (
                 backends.asarray(self.X, backend, device=device),
-                backends.asarray(self.y, backend, device=device),
+                backends.asarray(self.y, backend, self._label_dtype(backend, device), device),
             )
         return self._placed[key]
 
@@ -109,13 +109,24 @@ class Split:
             self.x_name, xp.take(self.X, didx, axis=0), self.y_name, xp.take(self.y, didx, axis=0)
         )
 
-    @staticmethod
+    def _label_dtype(self, backend: str, device: Any) -> np.dtype | None:
+        """int32 for the labels where the device holds no int64 (JAX without x64) and
+        they fit (``label_range``, read once); None (their own dtype) elsewhere."""
+        adapter = backends.get_backend(backend)
+        if adapter.has_dtype(np.int64, adapter.resolve_device(device)):
+            return None
+        low, high = self.label_range
+        if np.iinfo(np.int32).min <= low and high <= np.iinfo(np.int32).max:
+            return np.dtype(np.int32)
+        return None  # asarray then says why the device cannot hold them
+
     def _deliver(
-        X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype, device: Any
+        self, X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype, device: Any
     ) -> tuple[Any, Any]:
         X = X.astype(dtype, copy=False)
+        label_dtype = self._label_dtype(backend, device)
         return backends.asarray(X, backend, device=device), backends.asarray(
-            y, backend, device=device
+            y, backend, label_dtype, device
         )
 
 
