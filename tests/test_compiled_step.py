@@ -232,3 +232,19 @@ def test_a_float32_run_on_jax_without_x64() -> None:
     proc = run_python("-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["4", "float32", "4", "float32"]
+
+
+def test_a_rule_that_reads_numbers_back_says_to_run_eagerly(backend) -> None:
+    """A callable rule doing float() on its config: fine eagerly; on JAX a TypeError
+    that says jit=False runs it (a traced number cannot be read back)."""
+
+    def plain_sgd(w: Any, dw: Any, config: dict) -> tuple[Any, dict]:
+        config.setdefault("learning_rate", 1e-2)
+        return w - float(config["learning_rate"]) * dw, config
+
+    if not _compiles(backend):
+        _solver(_fc(backend), _data(), plain_sgd).step()
+        return
+    with pytest.raises(TypeError, match=r"cannot be compiled.*float\(\).*jit=False"):
+        _solver(_fc(backend), _data(), plain_sgd).step()
+    _solver(_fc(backend), _data(), plain_sgd, jit=False).step()

@@ -127,7 +127,10 @@ class CompiledStep:
         self, configs: dict[str, dict], X: Any, y: Any, step: int
     ) -> tuple[Any, dict[str, dict]]:
         """One step: the model's params and statistics replaced by the next ones;
-        returns (loss, next configs), the loss a 0-d device array."""
+        returns (loss, next configs), the loss a 0-d device array. TypeError (saying
+        to pass ``jit=False``) where the step reads a traced value back to Python."""
+        import jax
+
         model = self.model
         fill = getattr(model, "fill_norm_stats", None)
         if fill is not None and self.traces == 0:
@@ -139,7 +142,15 @@ class CompiledStep:
             statics[p] = {k: v for k, v in config.items() if k not in traced[p]}
         self._statics = statics
         norm = norm_arrays(model)
-        loss, params, norm, traced = self._jitted(model.params, norm, traced, X, y, step)
+        try:
+            loss, params, norm, traced = self._jitted(model.params, norm, traced, X, y, step)
+        except jax.errors.ConcretizationTypeError as exc:
+            raise TypeError(
+                "the training step cannot be compiled: the model's loss or the update rule "
+                "reads a traced value back to Python (float(), bool(), an if on an array); "
+                "pass Solver(..., jit=False) to run it eagerly. JAX says: "
+                + str(exc).split("\n")[0]
+            ) from exc
         model.params = _ordered(params, model.params)
         for live, stats in zip(getattr(model, "norm_params", None) or [], norm or [], strict=True):
             live.update(stats)
