@@ -21,7 +21,7 @@ learning-rate decay between epochs changes a value, not the compiled function,
 and a step needs nothing from the host but its batch. ``host_numbers`` turns
 them back into Python numbers (an int stays an int) where the Solver reads its
 state back. Other config values (a callable rule's strings) are constants of
-the compiled function.
+the compiled function: other values, another function.
 
 Randomness: dropout streams fold the traced step into ``jax.random`` keys
 (``Model.stream_entropy``); a model without a seed gets ``free_seed`` for the
@@ -71,8 +71,6 @@ class CompiledStep:
         loss_options: dict[str, Any],
         seed: int | None,
     ) -> None:
-        import jax
-
         self.model = model
         self.update_rule = update_rule
         self.rule_name = rule_name
@@ -82,7 +80,8 @@ class CompiledStep:
         #: config key -> the Python type its number had, per parameter.
         self._number_types: dict[str, dict[str, type]] = {}
         self._statics: dict[str, dict[str, Any]] = {}
-        self._jitted = jax.jit(self._pure)
+        #: One jitted function per set of constant config values (by their repr).
+        self._jitted: dict[str, Callable] = {}
 
     # ------------------------------------------------------------------ state
     def device_configs(self, configs: dict[str, dict]) -> dict[str, dict]:
@@ -141,9 +140,12 @@ class CompiledStep:
             traced[p] = {k: v for k, v in config.items() if backends.is_array(v)}
             statics[p] = {k: v for k, v in config.items() if k not in traced[p]}
         self._statics = statics
+        jitted = self._jitted.get(repr(statics))
+        if jitted is None:
+            jitted = self._jitted[repr(statics)] = jax.jit(self._pure)
         norm = norm_arrays(model)
         try:
-            loss, params, norm, traced = self._jitted(model.params, norm, traced, X, y, step)
+            loss, params, norm, traced = jitted(model.params, norm, traced, X, y, step)
         except jax.errors.ConcretizationTypeError as exc:
             raise TypeError(
                 "the training step cannot be compiled: the model's loss or the update rule "
