@@ -29,10 +29,10 @@ def _data(image: bool = False) -> dict[str, np.ndarray]:
     return {"X_train": X[:N], "y_train": y[:N], "X_val": X[N:], "y_val": y[N:]}
 
 
-def _fc(backend, seed: int | None = 7) -> FullyConnectedNet:
+def _fc(backend, seed: int | None = 7, normalization: str | None = "batchnorm") -> Any:
     """Batch norm and dropout: running statistics and random masks in the step."""
     return FullyConnectedNet(
-        [10, 8], input_dim=D, num_classes=C, normalization="batchnorm", dropout=0.8,
+        [10, 8], input_dim=D, num_classes=C, normalization=normalization, dropout=0.8,
         weight_scale=0.3, dtype="float64", seed=seed, **backend.place,
     )  # fmt: skip
 
@@ -128,8 +128,9 @@ def test_an_unseeded_model_draws_fresh_masks_each_compiled_step(backend) -> None
     row = _data()["X_train"][:1]
     same = {"X_train": np.repeat(row, N, axis=0), "y_train": np.zeros(N, dtype=np.int64),
             "X_val": row, "y_val": np.zeros(1, dtype=np.int64)}  # fmt: skip
-    # Every batch the same rows, a learning rate of 0: only the masks can differ.
-    model = _fc(backend, seed=None)
+    # Every batch the same rows, a learning rate of 0: only the masks can differ (no
+    # batch norm, which would make all rows of a batch of equal rows zero).
+    model = _fc(backend, seed=None, normalization=None)
     solver = _solver(model, same, optim_config={"learning_rate": 0.0}, num_epochs=1)
     losses = [solver.step() for _ in range(3)]
     assert len(set(losses)) == 3
