@@ -272,7 +272,8 @@ class Model:
         training sees fresh masks per step yet repeats exactly for a given
         seed, while direct ``loss`` calls (gradient checks) keep their masks.
         """
-        self.train_step = iteration if backends.is_array(iteration) else int(iteration)
+        concrete = isinstance(iteration, (int, np.integer))
+        self.train_step = int(iteration) if concrete else iteration
 
     def stream_entropy(self, seed: int, *key: int) -> tuple:
         """The entropy of one random stream, (seed, train_step, *key, *stream_key), so
