@@ -137,7 +137,8 @@ class CompiledStep:
         placed = self.device_configs(configs)
         traced, statics = {}, {}
         for p, config in placed.items():
-            traced[p] = {k: v for k, v in config.items() if backends.is_array(v)}
+            # jax.Array, not backends.is_array: this runs per value per step.
+            traced[p] = {k: v for k, v in config.items() if isinstance(v, jax.Array)}
             statics[p] = {k: v for k, v in config.items() if k not in traced[p]}
         self._statics = statics
         jitted = self._jitted.get(repr(statics))
