@@ -27,11 +27,10 @@ a GPU the chain runs once over the whole array.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
-
-import numpy as np
 
 from . import backends
 from ._checks import check_shape, namespace
@@ -165,8 +164,8 @@ def _writes_in_place(w: Any) -> bool:
 def _number(value: Any) -> Any:
     """A config number as the arithmetic takes it: a float, or a 0-d array left on its
     device (inside ``jax.jit`` a traced one, which cannot be read back)."""
-    # Concrete types: an ABC check (numbers.Real) costs a microsecond per number.
-    number = isinstance(value, (int, float, np.integer, np.floating))
+    # Python's own first: the ABC check (numbers.Real, for NumPy scalars) is slower.
+    number = isinstance(value, (int, float)) or isinstance(value, numbers.Real)
     return float(value) if number else value
 
 
