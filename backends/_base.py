@@ -177,6 +177,13 @@ class Backend:
         host = gen.random(shape, dtype=np.float64)
         return xp.astype(self.from_numpy(host, device), dtype)
 
+    def seed_of(self, seed: int | tuple | None) -> Any:
+        """``seed`` as ``uniform`` takes it: None or an int as they are, a tuple of
+        ints (a stream's entropy) as the int ``SeedSequence`` makes of it."""
+        if seed is None or not isinstance(seed, tuple):
+            return seed
+        return int(np.random.SeedSequence([int(e) for e in seed]).generate_state(1)[0])
+
     def _host_generator(self, seed: int | None) -> np.random.Generator:
         if seed is not None:
             return np.random.default_rng(seed)

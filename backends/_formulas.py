@@ -6,6 +6,9 @@ The optimizers (``xplayers.optim``) define their rules once as
 Each expression is written in the part of Python that is also C: names,
 integer literals, ``+ - * /``, parentheses and ``sqrt(...)``, so one text is
 both a line of a CUDA kernel and a NumPy expression (what the tests run).
+Where arrays cannot be written (JAX), ``UpdateFormula.evaluate`` runs the same
+statements functionally with the arrays' namespace, so that route needs no
+second copy of any rule's arithmetic.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import keyword
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 #: The arrays every update reads, and the one it writes last.
 INPUTS = ("w", "dw")
@@ -61,6 +67,31 @@ class UpdateFormula:
         for target, expression in self.statements:
             where = f"formula {self.name!r}, {target} = {expression!r}"
             _check_expression(where, expression, names)
+        compiled = tuple(
+            (target, compile(expression.strip(), f"<{self.name}>", "eval"))
+            for target, expression in self.statements
+        )
+        object.__setattr__(self, "_compiled", compiled)
+
+    def evaluate(
+        self, xp: ModuleType, w: Any, dw: Any, state: Sequence[Any], scalars: Sequence[Any]
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """(next_w, new state) by running the statements with namespace ``xp``, writing
+        no array: the route for libraries whose arrays cannot be written (JAX).
+
+        ``scalars`` may be numbers or 0-d arrays (traced ones inside ``jax.jit``).
+        """
+        env: dict[str, Any] = {
+            "w": w,
+            "dw": dw,
+            **dict(zip(self.state, state, strict=True)),
+            **dict(zip(self.scalars, scalars, strict=True)),
+        }
+        # Checked when built: names, integer literals, + - * / and sqrt only.
+        scope = {"__builtins__": {}, "sqrt": xp.sqrt}
+        for target, code in self._compiled:
+            env[target] = eval(code, scope, env)
+        return env[OUTPUT], tuple(env[name] for name in self.state)
 
 
 def _is_name(text: str) -> bool:

@@ -15,12 +15,18 @@ from ._registry import _adapter_of, available_backends, get_backend
 from ._workspace import Workspace
 
 
-def uniform_like(x: Any, seed: int | None = None) -> Any:
-    """Uniform [0, 1) samples with the shape, dtype, device and backend of ``x``."""
+def uniform_like(x: Any, seed: int | tuple | None = None) -> Any:
+    """Uniform [0, 1) samples with the shape, dtype, device and backend of ``x``.
+
+    ``seed``: None (fresh numbers), an int, or a tuple of ints, the entropy of one
+    stream (e.g. (seed, step, layer)): the same tuple always gives the same numbers,
+    on the host libraries those of the int ``SeedSequence(entropy)`` makes; on JAX
+    its elements are folded into a ``jax.random`` key and may be traced.
+    """
     b = _adapter_of(x)
     if b is None:
         raise BackendError(f"uniform_like needs an array, got {type(x).__name__}")
-    return b.uniform(tuple(x.shape), x.dtype, b.array_device(x), seed)
+    return b.uniform(tuple(x.shape), x.dtype, b.array_device(x), b.seed_of(seed))
 
 
 def fused_update(

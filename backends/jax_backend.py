@@ -143,15 +143,28 @@ class JaxBackend(Backend):
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(x)
 
-    def uniform(self, shape: tuple[int, ...], dtype: Any, device: Any, seed: int | None) -> Any:
-        """Uniform [0, 1) from ``jax.random`` on ``device``: a seed always gives the same
-        numbers (not NumPy's: JAX's generator is its own); no seed draws a fresh key
-        from the host generator."""
+    def seed_of(self, seed: int | tuple | None) -> Any:
+        """A ``jax.random`` key for ``seed``: an int's key, or for a tuple (a stream's
+        entropy) the first element's key with each further one folded in, which may be
+        traced (a compiled step's step count); None stays None."""
+        import jax
+
+        if seed is None or not isinstance(seed, tuple):
+            return seed
+        key = jax.random.key(int(seed[0]))
+        for element in seed[1:]:
+            key = jax.random.fold_in(key, element)
+        return key
+
+    def uniform(self, shape: tuple[int, ...], dtype: Any, device: Any, seed: Any) -> Any:
+        """Uniform [0, 1) from ``jax.random`` on ``device``: a seed (an int or a key)
+        always gives the same numbers (not NumPy's: JAX's generator is its own); no
+        seed draws a fresh key from the host generator."""
         import jax
 
         if seed is None:
             seed = int(self._host_generator(None).integers(2**31))
-        key = jax.random.key(seed)
+        key = jax.random.key(seed) if isinstance(seed, int) else seed
         if device is not None:
             key = jax.device_put(key, device)
         return jax.random.uniform(key, shape, dtype=dtype)

@@ -3,6 +3,7 @@
     python benchmarks/bench_train_step.py                  # both models, numpy vs torch CPU
     python benchmarks/bench_train_step.py --model cnn      # only the ConvNet
     python benchmarks/bench_train_step.py --backend cupy   # cupy vs torch CUDA
+    python benchmarks/bench_train_step.py --backend jax    # jax compiled and eager vs torch, numpy
 
 The models: ``fc``, CS231n's FullyConnectedNet 3072-100-100-100-100-10 (ReLU,
 softmax loss), batch 200; ``cnn``, ThreeLayerConvNet (3x32x32 input, 32 7x7
@@ -27,6 +28,12 @@ Fairness rules (docs/performance.md says why they matter):
   spread is the inter-quartile range. On a GPU every step ends with a device
   synchronize before its timer stops.
 
+With ``--backend jax`` the headline is the step the Solver runs on JAX, compiled
+as one ``jax.jit`` function (``xplayers._compiled_step``; its first call, the
+compilation, is timed apart), beside the same step run eagerly on JAX, our
+NumPy run and torch on the CPU, all in the same run (targets: FC <= 1.2,
+ConvNet <= 1.5 of torch). JAX is timed in float32 (x64 off).
+
 Besides the headline ratio (targets: FC <= 0.9, ConvNet <= 1.0) the table
 shows samples per second, for the FC net the same step hand-written in plain
 NumPy (what the library's layers must not add to), and what the conformance
@@ -39,7 +46,6 @@ backward, against torch's conv2d + relu + max_pool2d.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import sys
@@ -47,17 +53,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 # Runnable from a source checkout without installing.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-HIDDEN = [100, 100, 100, 100]
-INPUT_DIM, NUM_CLASSES = 3 * 32 * 32, 10
-IMAGE, FILTERS, FILTER_SIZE, CNN_HIDDEN = (3, 32, 32), 32, 7, 100
+from _train_steps import (
+    FILTER_SIZE,
+    FILTERS,
+    HIDDEN,
+    IMAGE,
+    INPUT_DIM,
+    NUM_CLASSES,
+    Steps,
+    compiled_steps,
+    conv_block_phases,
+    plain_numpy_steps,
+    torch_steps,
+    xplayers_steps,
+)
+
 BATCH = {"fc": 200, "cnn": 128}
 TARGET = {"fc": 0.9, "cnn": 1.0}
-LEARNING_RATE = 1e-3
+#: The compiled JAX step against torch on the CPU.
+JAX_TARGET = {"fc": 1.2, "cnn": 1.5}
 
 
 def _usable_cores() -> int:
@@ -76,9 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--backend",
-        choices=["numpy", "cupy"],
+        choices=["numpy", "cupy", "jax"],
         default="numpy",
-        help="numpy: compare with torch on the CPU; cupy: compare with torch on CUDA",
+        help=(
+            "numpy: compare with torch on the CPU; cupy: compare with torch on CUDA; "
+            "jax: the compiled and the eager JAX step against numpy and torch on the CPU"
+        ),
     )
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     p.add_argument("--repeats", type=int, default=25, help="timed steps per block (default 25)")
@@ -139,190 +160,6 @@ class Contender:
         return q[2] - q[0]
 
 
-@dataclass
-class Steps:
-    """A full training step and its two phases, each callable on its own."""
-
-    step: Callable[[], None]
-    gradients: Callable[[], None]  # forward + backward
-    update: Callable[[], None]  # Adam on every parameter, gradients kept from before
-
-
-def _our_model(kind: str, backend: str) -> Any:
-    from xplayers.models import FullyConnectedNet, ThreeLayerConvNet
-
-    if kind == "fc":
-        return FullyConnectedNet(
-            HIDDEN, input_dim=INPUT_DIM, num_classes=NUM_CLASSES, dtype="float32",
-            backend=backend, seed=0,
-        )  # fmt: skip
-    return ThreeLayerConvNet(
-        input_dim=IMAGE, num_filters=FILTERS, filter_size=FILTER_SIZE, hidden_dim=CNN_HIDDEN,
-        num_classes=NUM_CLASSES, dtype="float32", backend=backend, seed=0,
-    )  # fmt: skip
-
-
-def xplayers_steps(kind: str, backend: str, X_host: Any, y_host: Any) -> Steps:
-    """The path users run: model.loss, then adam on every parameter."""
-    import xplayers.backends as backends
-    from xplayers.optim import adam
-
-    model = _our_model(kind, backend)
-    X = backends.asarray(X_host, backend, "float32")
-    y = backends.asarray(y_host, backend)
-    configs: dict[str, dict] = {k: {"learning_rate": LEARNING_RATE} for k in model.params}
-
-    grads: dict[str, Any] = {}
-
-    def gradients() -> None:
-        grads.update(model.loss(X, y)[1])
-
-    def update() -> None:
-        for k, w in model.params.items():
-            model.params[k], configs[k] = adam(w, grads[k], configs[k])
-
-    def step() -> None:
-        gradients()
-        update()
-
-    gradients()
-    return Steps(step, gradients, update)
-
-
-def _torch_net(kind: str) -> Any:
-    from torch import nn
-
-    if kind == "fc":
-        dims = [INPUT_DIM, *HIDDEN]
-        layers: list[nn.Module] = []
-        for d_in, d_out in itertools.pairwise(dims):
-            layers += [nn.Linear(d_in, d_out), nn.ReLU()]
-        return nn.Sequential(*layers, nn.Linear(dims[-1], NUM_CLASSES))
-    c, h, w = IMAGE
-    return nn.Sequential(
-        nn.Conv2d(c, FILTERS, FILTER_SIZE, padding=(FILTER_SIZE - 1) // 2),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(FILTERS * (h // 2) * (w // 2), CNN_HIDDEN),
-        nn.ReLU(),
-        nn.Linear(CNN_HIDDEN, NUM_CLASSES),
-    )
-
-
-def torch_steps(kind: str, device: str, X_host: Any, y_host: Any) -> Steps:
-    """The same network written the usual PyTorch way."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    net = _torch_net(kind).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
-    X = torch.as_tensor(X_host, dtype=torch.float32, device=device)
-    y = torch.as_tensor(y_host, dtype=torch.int64, device=device)
-
-    def gradients() -> None:
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(net(X), y).backward()
-
-    def step() -> None:
-        gradients()
-        opt.step()
-
-    gradients()
-    return Steps(step, gradients, opt.step)
-
-
-def conv_block_phases(backend: str, device: str, X_host: Any) -> dict[str, Callable[[], None]]:
-    """The ConvNet's first block alone, forward and backward (no dx, as in the
-    model), ours and torch's, on the same input and weights."""
-    import numpy as np
-    import torch
-
-    import xplayers.backends as backends
-    from xplayers.layers import conv_relu_pool_backward, conv_relu_pool_forward
-
-    rng = np.random.default_rng(1)
-    w_host = 1e-2 * rng.standard_normal((FILTERS, IMAGE[0], FILTER_SIZE, FILTER_SIZE))
-    w_host = w_host.astype(np.float32)
-    pad = (FILTER_SIZE - 1) // 2
-    cp, pp = {"stride": 1, "pad": pad}, {"pool_height": 2, "pool_width": 2, "stride": 2}
-    x, w = (backends.asarray(a, backend, "float32") for a in (X_host, w_host))
-    b = backends.asarray(np.zeros(FILTERS), backend, "float32")
-    out, _ = conv_relu_pool_forward(x, w, b, cp, pp)
-    dout = backends.asarray(rng.standard_normal(tuple(out.shape)), backend, "float32")
-
-    tx = torch.as_tensor(X_host, device=device)
-    tw = torch.as_tensor(w_host, device=device).requires_grad_()
-    tb = torch.zeros(FILTERS, device=device, requires_grad=True)
-    tdout = torch.as_tensor(backends.to_numpy(dout), device=device)
-
-    def torch_forward() -> Any:
-        conv = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
-        return torch.nn.functional.max_pool2d(torch.relu(conv), 2)
-
-    def torch_backward() -> None:
-        torch.autograd.grad(torch_forward(), (tw, tb), tdout)
-
-    return {
-        f"{backend} block forward": lambda: conv_relu_pool_forward(x, w, b, cp, pp),
-        f"{backend} block fwd+bwd": lambda: conv_relu_pool_backward(
-            dout, conv_relu_pool_forward(x, w, b, cp, pp)[1], False
-        ),
-        "torch block forward": lambda: torch_forward(),
-        "torch block fwd+bwd": torch_backward,
-    }
-
-
-def plain_numpy_steps(X: Any, y: Any) -> Steps:
-    """The same step hand-written in NumPy, as a CS231n student would (first dx
-    skipped, Adam as in the course): what "the library adds nothing" is measured against."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    dims = [INPUT_DIM, *HIDDEN, NUM_CLASSES]
-    params = []
-    for d_in, d_out in itertools.pairwise(dims):
-        params += [1e-2 * rng.standard_normal((d_in, d_out), dtype=np.float32)]
-        params += [np.zeros(d_out, dtype=np.float32)]
-    state = [[np.zeros_like(p), np.zeros_like(p), 0] for p in params]
-    grads: list[Any] = []
-
-    def gradients() -> None:
-        hs = [X]
-        for i in range(0, len(params) - 2, 2):
-            hs.append(np.maximum(hs[-1] @ params[i] + params[i + 1], 0))
-        scores = hs[-1] @ params[-2] + params[-1]
-        scores -= scores.max(axis=1, keepdims=True)
-        probs = np.exp(scores)
-        probs /= probs.sum(axis=1, keepdims=True)
-        probs[np.arange(len(y)), y] -= 1
-        d = probs / len(y)
-        out: list[Any] = [None] * len(params)
-        for i in range(len(params) - 2, -1, -2):
-            out[i], out[i + 1] = hs[i // 2].T @ d, d.sum(axis=0)
-            if i:
-                d = (d @ params[i].T) * (hs[i // 2] > 0)
-        grads[:] = out
-
-    def update() -> None:
-        for k, (p, g) in enumerate(zip(params, grads, strict=True)):
-            m, v, t = state[k]
-            t += 1
-            m[...] = 0.9 * m + 0.1 * g
-            v[...] = 0.999 * v + 0.001 * (g * g)
-            mh, vh = m / (1 - 0.9**t), v / (1 - 0.999**t)
-            params[k] = p - LEARNING_RATE * mh / (np.sqrt(vh) + 1e-8)
-            state[k][2] = t
-
-    def step() -> None:
-        gradients()
-        update()
-
-    gradients()
-    return Steps(step, gradients, update)
-
-
 def _warn_if_busy(threads: int) -> None:
     """Say so when other processes compete for the cores: torch's OpenMP threads
     spin-wait on each other, so a busy machine slows torch far more than NumPy
@@ -353,6 +190,8 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
     y_host = rng.integers(0, NUM_CLASSES, size=batch)
 
     def sync_of(name: str) -> Callable[[], None]:
+        if name in steps and steps[name].sync is not None:
+            return steps[name].sync
         if name.startswith("torch native") or name.startswith("torch block"):
             return torch.cuda.synchronize if torch_device == "cuda" else (lambda: None)
         if name == "plain numpy":
@@ -360,11 +199,17 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
         return lambda: backends.synchronize(name.split()[0])
 
     ours = args.backend
-    steps = {ours: xplayers_steps(kind, ours, X_host, y_host)}
+    steps: dict[str, Steps] = {}
+    compile_s = None
+    if ours == "jax":  # the headline: the compiled step; beside it the eager one and numpy
+        steps["jax compiled"], compile_s = compiled_steps(kind, X_host, y_host)
+    steps[ours] = xplayers_steps(kind, ours, X_host, y_host)
     steps["torch native"] = torch_steps(kind, torch_device, X_host, y_host)
+    if ours == "jax":
+        steps["numpy"] = xplayers_steps(kind, "numpy", X_host, y_host)
     if ours == "numpy" and kind == "fc":
         steps["plain numpy"] = plain_numpy_steps(X_host, y_host)
-    if not args.no_extra:
+    if not args.no_extra and ours != "jax":
         # array_api_strict runs on the CPU only: no use as a yardstick for a GPU run.
         extras = ("torch",) if ours == "cupy" else ("array_api_strict", "torch")
         for extra in extras:
@@ -387,6 +232,8 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
         title = f"ThreeLayerConvNet {IMAGE}, {FILTERS} {FILTER_SIZE}x{FILTER_SIZE} filters"
     print(f"{title}, batch {batch}, float32, forward+backward+Adam")
     print(f"{args.rounds} interleaved rounds x {args.repeats} timed steps, medians")
+    if compile_s is not None:
+        print(f"jax compiled: first call (trace + compile) {compile_s * 1e3:.0f} ms, untimed")
     _warn_if_busy(threads)
     print()
 
@@ -398,10 +245,11 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
             c.run_block(args.repeats)
 
     by_name = {c.name: c for c in contenders}
-    ref, base = by_name["torch native"], by_name[ours]
+    headline = "jax compiled" if ours == "jax" else ours
+    ref, base = by_name["torch native"], by_name[headline]
     print(
         f"{'full step':<32}{'median ms':>10}{'IQR ms':>9}{'samples/s':>11}"
-        f"{'/ torch':>9}{'/ ' + ours:>10}"
+        f"{'/ torch':>9}{'/ ' + headline:>16}"
     )
     for c in contenders:
         label = {
@@ -410,7 +258,7 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
         }.get(c.name, f"xplayers on {c.name}")
         print(
             f"{label:<32}{c.median * 1e3:>10.3f}{c.iqr * 1e3:>9.3f}{batch / c.median:>11.0f}"
-            f"{c.median / ref.median:>9.2f}{c.median / base.median:>10.2f}"
+            f"{c.median / ref.median:>9.2f}{c.median / base.median:>16.2f}"
         )
     print(f"\n{'phase':<32}{'median ms':>10}{'IQR ms':>9}{'/ torch':>9}")
     pairs = list(zip(phases[:2], phases[2:4], strict=True))
@@ -424,12 +272,14 @@ def run_model(kind: str, args: argparse.Namespace, threads: int, torch_device: s
             )
 
     ratio = base.median / ref.median
-    target = TARGET[kind]
+    target = (JAX_TARGET if ours == "jax" else TARGET)[kind]
     verdict = "meets" if ratio <= target else "misses"
     print(
-        f"\n{kind}: ratio xplayers[{ours}] / torch native = {ratio:.3f} "
+        f"\n{kind}: ratio xplayers[{headline}] / torch native = {ratio:.3f} "
         f"({verdict} the target <= {target})"
     )
+    if ours == "jax":
+        print(f"jax eager / jax compiled: {by_name['jax'].median / base.median:.2f}x")
     if "plain numpy" in by_name:
         plain = by_name["plain numpy"].median
         print(f"xplayers[numpy] / hand-written numpy = {base.median / plain:.2f}")

@@ -36,9 +36,7 @@ SCOPES: dict[str, Any] = {
 MODULES = (layers, optim, gradcheck, models, data, xplayers)
 
 #: Contract entries not built yet, and the issue that builds each.
-PENDING = {
-    "Solver(jit=)": "issue 27",
-}
+PENDING: dict[str, str] = {}
 
 
 def _resolve(name: str) -> Any:
@@ -201,13 +199,21 @@ def test_every_solver_keyword_in_the_contract_is_accepted(tmp_path) -> None:
     [pytest.param(e, marks=_pending(e)) for e in PENDING],
 )
 def test_pending_contract_entries(entry: str) -> None:
-    assert entry.split("(")[0] in CONTRACT or "jit=None" in CONTRACT
-    if entry == "Solver(jit=)":
-        model = models.TwoLayerNet(input_dim=4, hidden_dim=3, num_classes=2, backend="numpy")
-        rows = {"X_train": np.zeros((4, 4)), "y_train": np.zeros(4, int)}
-        solver.Solver(model, {**rows, "X_val": rows["X_train"], "y_val": rows["y_train"]}, jit=None)
-    else:
-        assert callable(getattr(solver.Solver, entry.split(".")[1], None))
+    assert entry.split("(")[0] in CONTRACT
+    assert callable(getattr(solver.Solver, entry.split(".")[1], None))
+
+
+def test_solver_takes_the_contracts_jit_keyword() -> None:
+    """``Solver(..., jit=None)`` (the contract): None, True and False are taken on every
+    backend (the others ignore it), anything else is a TypeError naming it."""
+    assert "Solver(..., jit=None)" in CONTRACT
+    model = models.TwoLayerNet(input_dim=4, hidden_dim=3, num_classes=2, backend="numpy")
+    rows = {"X_train": np.zeros((4, 4)), "y_train": np.zeros(4, int)}
+    data = {**rows, "X_val": rows["X_train"], "y_val": rows["y_train"]}
+    for jit in (None, True, False):
+        assert solver.Solver(model, data, jit=jit).jit is jit
+    with pytest.raises(TypeError, match=r"jit must be None .*True or False.*got 'yes'"):
+        solver.Solver(model, data, jit="yes")
 
 
 def test_subpackages_load_on_first_use() -> None:

@@ -122,8 +122,13 @@ def test_numerical_gradients(backend, impl, case):
     out, cache = fwd(x, w, b, param)
     dout = backend.asarray(rng.standard_normal(tuple(out.shape)))
     dx, dw, db = bwd(dout, cache)
-    for name, arr, grad in (("x", x, dx), ("w", w, dw), ("b", b, db)):
-        num = eval_numerical_gradient_array(lambda _a: fwd(x, w, b, param)[0], arr, dout)
+    args = {"x": x, "w": w, "b": b}
+    for name, grad in (("x", dx), ("w", dw), ("b", db)):
+
+        def f(v, name=name):
+            return fwd(**{**args, name: v}, conv_param=param)[0]
+
+        num = eval_numerical_gradient_array(f, args[name], dout)
         err = rel_error(backend.numpy(grad), backend.numpy(num))
         assert err < 1e-7, f"d{name} of {impl} on {backend.name}: rel error {err:.2e}"
 
@@ -411,7 +416,9 @@ def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride
     rng = np.random.default_rng(11)
     got, expected_all = fast_and_naive(backend, rng, xs, ws, cparam(xs, ws, stride, pad))
     assert conv.fast_layout(xs, ws, stride, pad) == expected
-    if expected == "channels_last":
+    if not backends.writes_in_place(got[0]):
+        assert used == []  # the functional route (JAX) has no column layouts
+    elif expected == "channels_last":
         assert used == ["_conv_channels_last.forward", "_conv_channels_last.backward"]
     else:
         assert used[0] == "_conv_flat.forward" and "_conv_channels_last.backward" not in used
@@ -488,7 +495,8 @@ def test_channels_last_tiles_give_the_naive_results(
     param = cparam(xs, ws, stride, pad)
     args = [backend.asarray(a) for a in (x, w, b)]
     out, cache = conv_forward_fast(*args, param)
-    assert cache[-1].lowering.tile == tile
+    # Arrays that cannot be written (JAX) have no lowerings: there this checks their route.
+    assert not backends.writes_in_place(out) or cache[-1].lowering.tile == tile
     dout = rng.standard_normal(tuple(out.shape))
     ref, ref_cache = conv_forward_naive(x, w, b, param)
     np.testing.assert_allclose(backend.numpy(out), ref, rtol=1e-12, atol=1e-12)

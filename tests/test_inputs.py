@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+import xplayers.backends as backends
 from xplayers import layers
 from xplayers._checks import check_labels
 from xplayers.layers import _conv_pool
@@ -315,8 +316,9 @@ def test_every_backward_refuses_a_dout_of_another_dtype(backend, forward_dtype, 
     gradients, torch raised its own RuntimeError, an int dout gave int64."""
     cases = _backward_cases(backend, forward_dtype)
     assert len(cases) == 19
-    assert isinstance(cases["conv_relu_pool_fused"][1], _conv_pool.ConvPoolCache)
-    assert cases["conv_fast_compact"][1][-1].bands is not None
+    if backends.writes_in_place(cases["conv_fast"][0]):  # JAX has no fused pass, no plans
+        assert isinstance(cases["conv_relu_pool_fused"][1], _conv_pool.ConvPoolCache)
+        assert cases["conv_fast_compact"][1][-1].bands is not None
     for name, (out, cache, backward) in cases.items():
         shape = tuple(out.shape)
         dout = backend.asarray(np.ones(shape), dout_dtype)

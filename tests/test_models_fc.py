@@ -19,6 +19,22 @@ def _data(backend, dtype="float64"):
     return backend.asarray(X, dtype), backend.asarray(y), X, y
 
 
+def _numerical_gradient(model, name, X, y):
+    """d loss / d params[name] by centred differences: each probe goes into the model
+    (the probe may be x itself, perturbed in place, or a copy where arrays cannot be
+    written), and the parameter is put back after."""
+    original = model.params[name]
+
+    def f(v):
+        model.params[name] = v
+        return model.loss(X, y)[0]
+
+    try:
+        return eval_numerical_gradient(f, original, verbose=False)
+    finally:
+        model.params[name] = original
+
+
 def _assert_grads_match(model, X, y, tol: float = 1e-6) -> None:
     """Every analytic gradient against centred differences of the loss."""
     _, grads = model.loss(X, y)
@@ -26,10 +42,7 @@ def _assert_grads_match(model, X, y, tol: float = 1e-6) -> None:
     for name, analytic in grads.items():
         assert analytic.shape == model.params[name].shape, name
 
-        def f(_):
-            return model.loss(X, y)[0]
-
-        numeric = eval_numerical_gradient(f, model.params[name], verbose=False)
+        numeric = _numerical_gradient(model, name, X, y)
         err = rel_error(numeric, analytic)
         # A gradient that is exactly zero (a bias before batch norm) compares
         # noise with noise: judge it by its absolute size instead.
@@ -231,3 +244,26 @@ def test_errors_are_clear() -> None:
     with pytest.raises(backends.BackendError, match="torch"):
         pytest.importorskip("torch")
         model.loss(backends.asarray(np.zeros((2, D)), "torch"))
+
+
+def test_dropout_streams_come_from_the_seed_the_step_and_the_layer(backend) -> None:
+    """A layer's stream is the entropy (seed, step, layer): on the host libraries the
+    numbers of the int SeedSequence makes of it (the masks of before); on JAX a key
+    with each element folded in, the step traceable, so a compiled step draws them."""
+    net = FullyConnectedNet([5, 5], input_dim=D, num_classes=C, dropout=0.5, seed=9,
+                            dtype="float64", **backend.place)  # fmt: skip
+    net.begin_step(4)
+    entropy = net.stream_entropy(net.dropout_param["seed"], 2)
+    assert entropy == (9, 4, 2)
+    x = backend.asarray(np.ones((6, 5)))
+    drawn = backend.numpy(backends.uniform_like(x, seed=entropy))
+    if backend.name != "jax":
+        seed = int(np.random.SeedSequence([9, 4, 2]).generate_state(1)[0])
+        np.testing.assert_array_equal(drawn, np.random.default_rng(seed).random((6, 5)))
+        return
+    import jax
+
+    traced = jax.jit(lambda step: backends.uniform_like(x, seed=(9, step, 2)))(4)
+    np.testing.assert_array_equal(backend.numpy(traced), drawn)
+    other = backends.uniform_like(x, seed=(9, 5, 2))
+    assert not np.array_equal(backend.numpy(other), drawn)

@@ -119,10 +119,13 @@ def _check_lowering(backend, monkeypatch, name: str, where: str, bad: float) -> 
 
     out, cache = conv.conv_forward_fast(*(backend.asarray(a) for a in (x, w, b)), param)
     plan = cache[-1]
-    want_tile, want_transposed, want_compact = _plan_of(name)
-    assert getattr(plan.lowering, "tile", None) == want_tile
-    assert plan.transposed == want_transposed
-    assert (plan.bands is not None) == want_compact
+    if backends.writes_in_place(out):
+        want_tile, want_transposed, want_compact = _plan_of(name)
+        assert getattr(plan.lowering, "tile", None) == want_tile
+        assert plan.transposed == want_transposed
+        assert (plan.bands is not None) == want_compact
+    else:
+        assert plan is None  # JAX: the functional route, the same for every geometry
     grads = conv.conv_backward_fast(backend.asarray(dout), cache)
     assert_same_results(backend, [out, *grads], [want, *want_grads])
 
@@ -151,6 +154,7 @@ def test_fused_conv_relu_pool_puts_nan_and_inf_where_the_naive_chain_does(
     want_grads = L.conv_backward_naive(ds, conv_cache)
 
     out, cache = L.conv_relu_pool_forward(*(backend.asarray(v) for v in (x, w, b)), cp, pp)
-    assert isinstance(cache, _conv_pool.ConvPoolCache)
+    # Arrays that cannot be written (JAX) run the chain on its functional routes.
+    assert isinstance(cache, _conv_pool.ConvPoolCache) == backends.writes_in_place(out)
     grads = L.conv_relu_pool_backward(backend.asarray(dout), cache)
     assert_same_results(backend, [out, *grads], [want, *want_grads])

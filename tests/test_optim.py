@@ -118,3 +118,48 @@ def test_cache_blocked_update_equals_whole_array_update(rule, backend, host_poli
     for key, value in whole[1].items():
         if isinstance(value, np.ndarray):
             np.testing.assert_array_equal(blocked[1][key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_state_is_updated_in_place_or_returned_as_the_arrays_allow(rule, backend) -> None:
+    """Where arrays can be written the rule updates its state arrays in place (they
+    belong to the optimizer, and the config is the caller's); where they cannot (JAX)
+    it returns new ones in a new config and the caller's config is left as it was."""
+    w, dw = _linspace(backend, 3, 4, -1, 1), _linspace(backend, 3, 4, 1, -1)
+    state = np.linspace(0.1, 0.4, num=12).reshape(3, 4)
+    keys = optim.STATE_ARRAYS[rule.__name__]
+    config = {"learning_rate": 1e-2, **{k: backend.asarray(state.copy()) for k in keys}}
+    given = dict(config)
+    _, new_config = rule(w, dw, config)
+    for k in keys:
+        assert not np.array_equal(backend.numpy(new_config[k]), state), k
+    if backends.writes_in_place(w):
+        assert new_config is config
+        assert all(config[k] is given[k] for k in keys)  # the same arrays, written
+    else:
+        assert new_config is not config and config == given
+        for k in keys:
+            np.testing.assert_array_equal(backend.numpy(config[k]), state)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_config_numbers_may_be_traced_arrays(rule) -> None:
+    """Inside ``jax.jit`` the learning rate, the betas and Adam's t are traced 0-d
+    arrays: the rule computes with them (no float() of them) as it does with numbers."""
+    if backends.unavailable_reason("jax") is not None:
+        pytest.skip(f"jax: {backends.unavailable_reason('jax')}")
+    import jax
+
+    w = backends.asarray(np.linspace(-1, 1, num=12).reshape(3, 4), "jax", "float32")
+    dw = backends.asarray(np.linspace(1, -1, num=12).reshape(3, 4), "jax", "float32")
+    numbers = {"learning_rate": 3e-2, "momentum": 0.8, "decay_rate": 0.9, "beta1": 0.8, "t": 4}
+
+    def step(w, dw, numbers):
+        next_w, config = rule(w, dw, dict(numbers))
+        return next_w, {k: config[k] for k in optim.STATE_ARRAYS[rule.__name__]}
+
+    traced = jax.jit(step)(w, dw, numbers)
+    eager = step(w, dw, numbers)
+    assert traced[0].dtype == w.dtype  # the weakly typed numbers take w's dtype
+    for a, b in zip(jax.tree.leaves(traced), jax.tree.leaves(eager), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)

@@ -30,6 +30,7 @@ def count_correct(
         with backends.on_device_of(X_batch):  # CuPy launches on its current device
             scores = model.loss(X_batch)
             xp = backends.get_namespace(scores=scores, y=y_batch)
-            hits = xp.sum(xp.astype(xp.argmax(scores, axis=1) == y_batch, xp.int64))
+            # The default integer dtype: int64 is not on every device (JAX without x64).
+            hits = xp.count_nonzero(xp.argmax(scores, axis=1) == y_batch)
         correct = hits if correct is None else correct + hits
     return 0 if correct is None else int(correct)

@@ -35,7 +35,7 @@ class Split:
             y = backends.asarray(
                 backends.to_numpy(y) if backends.is_array(y) else np.asarray(y),
                 backends.backend_of(X),
-                device=X.device,
+                device=backends.device_of(X),
             )
         if X.ndim < 2:
             raise ValueError(f"{x_name} must be (N, ...) samples, got a {_describe(X)}")
@@ -66,13 +66,15 @@ class Split:
     def _device_arrays(self, backend: str, device: Any) -> tuple[Any, Any]:
         """X, y on ``backend`` and ``device`` (device data only; moved at most once
         per backend and device)."""
-        if backends.backend_of(self.X) == backend and (device is None or self.X.device == device):
+        if backends.backend_of(self.X) == backend and (
+            device is None or backends.device_of(self.X) == device
+        ):
             return self.X, self.y
         key = (backend, str(device))
         if key not in self._placed:
             self._placed[key] = (
                 backends.asarray(self.X, backend, device=device),
-                backends.asarray(self.y, backend, device=device),
+                backends.asarray(self.y, backend, self._label_dtype(backend, device), device),
             )
         return self._placed[key]
 
@@ -84,7 +86,7 @@ class Split:
             return self._deliver(self.X[idx], self.y[idx], backend, dtype, device)
         X, y = self._device_arrays(backend, device)
         xp = backends.get_namespace(X=X)
-        didx = backends.asarray(idx, backend, device=X.device)
+        didx = backends.asarray(idx, backend, device=backends.device_of(X))
         return xp.take(X, didx, axis=0), xp.take(y, didx, axis=0)
 
     def rows(
@@ -102,18 +104,29 @@ class Split:
         if self.on_host:
             return Split(self.x_name, self.X[idx], self.y_name, self.y[idx])
         xp = backends.get_namespace(X=self.X)
-        didx = backends.asarray(idx, backends.backend_of(self.X), device=self.X.device)
+        didx = backends.asarray(idx, backends.backend_of(self.X), device=backends.device_of(self.X))
         return Split(
             self.x_name, xp.take(self.X, didx, axis=0), self.y_name, xp.take(self.y, didx, axis=0)
         )
 
-    @staticmethod
+    def _label_dtype(self, backend: str, device: Any) -> np.dtype | None:
+        """int32 for the labels where the device holds no int64 (JAX without x64) and
+        they fit (``label_range``, read once); None (their own dtype) elsewhere."""
+        adapter = backends.get_backend(backend)
+        if adapter.has_dtype(np.int64, adapter.resolve_device(device)):
+            return None
+        low, high = self.label_range
+        if np.iinfo(np.int32).min <= low and high <= np.iinfo(np.int32).max:
+            return np.dtype(np.int32)
+        return None  # asarray then says why the device cannot hold them
+
     def _deliver(
-        X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype, device: Any
+        self, X: np.ndarray, y: np.ndarray, backend: str, dtype: np.dtype, device: Any
     ) -> tuple[Any, Any]:
         X = X.astype(dtype, copy=False)
+        label_dtype = self._label_dtype(backend, device)
         return backends.asarray(X, backend, device=device), backends.asarray(
-            y, backend, device=device
+            y, backend, label_dtype, device
         )
 
 

@@ -35,6 +35,13 @@ def namespace(**arrays: Any) -> ModuleType:
     return backends.get_namespace(**arrays)
 
 
+def writable(**arrays: Any) -> bool:
+    """Whether the named arrays (of one namespace, else the BackendError of ``namespace``)
+    can be written in place; False (JAX) sends a layer down its functional route."""
+    namespace(**arrays)
+    return backends.writes_in_place(next(iter(arrays.values())))
+
+
 def check_ndim(name: str, x: Any, ndim: int, layout: str) -> None:
     if x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-d {layout}, got a {describe(x)}")

@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": True,
     "checkpoint_info": None,
     "comm": None,
+    "jit": None,
 }
 
 
@@ -45,6 +46,11 @@ def solver_settings(model: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         settings[name] = check_int(name, settings[name], low)
     settings["verbose"] = bool(settings["verbose"])
     settings["keep_checkpoints"] = bool(settings["keep_checkpoints"])
+    if settings["jit"] is not None and not isinstance(settings["jit"], bool):
+        raise TypeError(
+            f"jit must be None (compile the step where the backend compiles: JAX), True or "
+            f"False (run it eagerly), got {settings['jit']!r:.60}"
+        )
     return settings
 
 

@@ -1,9 +1,12 @@
 """Numerical gradients by centred differences, on any backend.
 
-The perturbation is written into the array in place, which the standard
-allows through ``x[idx] = value``; values are read back with ``float()``.
-These helpers are for tests and debugging, not for speed: each probe costs
-two forward passes.
+Where arrays can be written (numpy, torch, cupy, array_api_strict) the
+perturbation is written into ``x`` in place, through ``x[idx] = value``, and
+undone after each probe, so ``f`` may ignore its argument and read ``x``
+through a closure. Where they cannot (JAX: ``backends.writes_in_place``),
+``f`` receives a perturbed copy of ``x`` and must compute from that
+argument. Values are read back with ``float()``. These helpers are for
+tests and debugging, not for speed: each probe costs two forward passes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import array_api_extra as xpx
 import numpy as np
 
 from . import backends
@@ -21,10 +25,25 @@ def _indices(shape: tuple[int, ...]) -> itertools.product:
     return itertools.product(*(range(s) for s in shape))
 
 
-def _bump(x: Any, idx: tuple[int, ...], h: float) -> float:
+def _probe(
+    f: Callable[[Any], Any],
+    x: Any,
+    idx: tuple[int, ...],
+    h: float,
+    read: Callable[[Any], Any] = float,
+) -> tuple[Any, Any]:
+    """(read(f(x + h e_idx)), read(f(x - h e_idx))): x written in place and restored
+    where it can be (each value read before x changes again), else f given
+    perturbed copies."""
     old = float(x[idx])
+    if not backends.writes_in_place(x):
+        return read(f(xpx.at(x)[idx].set(old + h))), read(f(xpx.at(x)[idx].set(old - h)))
     x[idx] = old + h
-    return old
+    pos = read(f(x))
+    x[idx] = old - h
+    neg = read(f(x))
+    x[idx] = old
+    return pos, neg
 
 
 def eval_numerical_gradient(
@@ -32,16 +51,12 @@ def eval_numerical_gradient(
 ) -> Any:
     """Gradient of the scalar function f at x: df/dx_i = (f(x + h e_i) - f(x - h e_i)) / 2h.
 
-    ``x`` is perturbed in place and restored; the result has x's shape and backend.
+    ``x`` is perturbed as the module's text says; the result has x's shape and backend.
     """
     xp = backends.get_namespace(x=x)
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     for idx in _indices(tuple(x.shape)):
-        old = _bump(x, idx, h)
-        fxph = float(f(x))
-        x[idx] = old - h
-        fxmh = float(f(x))
-        x[idx] = old
+        fxph, fxmh = _probe(f, x, idx, h)
         grad[idx] = (fxph - fxmh) / (2 * h)
         if verbose:
             print(idx, grad[idx])
@@ -53,11 +68,7 @@ def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any, h: f
     xp = backends.get_namespace(x=x, df=df)
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     for idx in _indices(tuple(x.shape)):
-        old = _bump(x, idx, h)
-        pos = f(x)
-        x[idx] = old - h
-        neg = f(x)
-        x[idx] = old
+        pos, neg = _probe(f, x, idx, h, read=lambda v: v)
         grad[idx] = float(xp.sum((pos - neg) * df)) / (2 * h)
     return _like(grad, x, xp)
 
@@ -80,11 +91,7 @@ def grad_check_sparse(
     worst = 0.0
     for _ in range(num_checks):
         idx = tuple(int(rng.integers(s)) for s in x.shape)
-        old = _bump(x, idx, h)
-        fxph = float(f(x))
-        x[idx] = old - h
-        fxmh = float(f(x))
-        x[idx] = old
+        fxph, fxmh = _probe(f, x, idx, h)
         numeric = (fxph - fxmh) / (2 * h)
         analytic = float(analytic_grad[idx])
         denom = abs(numeric) + abs(analytic)

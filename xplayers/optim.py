@@ -1,24 +1,33 @@
 """First-order update rules with the CS231n signature (w, dw, config) -> (next_w, config).
 
 The state arrays (velocity, cache, m, v) live on w's backend, device and
-dtype, and nothing is copied to the host; they belong to the optimizer and
-are updated in place. Each rule is defined once, as a ``backends.UpdateFormula``
-in ``FORMULAS`` (its typed scalars, its state, one statement per array it
-writes): on CuPy each rule runs as that formula compiled into one fused
-kernel (``backends.fused_update``). Elsewhere it runs as a generic chain of
-in-place standard operations with the same arithmetic (the tests check it
-against the formula). The parameter itself is never written: each rule
-returns a new next_w. Where the backend's work policy says so (host memory),
-large parameters are updated in row blocks that fit in cache, so the dozen
-element-wise passes of Adam run from cache instead of from memory; the
-blocks run one after another on the calling thread (a dozen short passes
-per block hand the GIL back and forth too often to gain from a second
-core: docs/performance.md has the measurement). On a GPU the
-chain runs once over the whole array.
+dtype, and nothing is copied to the host. Each rule is defined once, as a
+``backends.UpdateFormula`` in ``FORMULAS`` (its typed scalars, its state, one
+statement per array it writes), and runs one of three ways, by what w's
+library can do:
+
+- CuPy: that formula compiled into one fused kernel (``backends.fused_update``);
+- arrays that cannot be written (JAX): the formula's statements evaluated with
+  the namespace (``UpdateFormula.evaluate``); the state is returned in a new
+  config and the caller's config is left as it was. The config's numbers
+  (learning rate, ``t``, betas) may be 0-d arrays, traced ones inside
+  ``jax.jit``: nothing here reads them back to the host;
+- elsewhere: a generic chain of in-place standard operations with the same
+  arithmetic (the tests check it against the formula), which updates the
+  state arrays in place (they belong to the optimizer).
+
+The parameter itself is never written: each rule returns a new next_w. Where
+the backend's work policy says so (host memory), large parameters are updated
+in row blocks that fit in cache, so the dozen element-wise passes of Adam run
+from cache instead of from memory; the blocks run one after another on the
+calling thread (a dozen short passes per block hand the GIL back and forth too
+often to gain from a second core: docs/performance.md has the measurement). On
+a GPU the chain runs once over the whole array.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -36,6 +45,7 @@ __all__ = [
     "adam",
     "decay_learning_rate",
     "get_update_rule",
+    "initial_config",
     "rmsprop",
     "sgd",
     "sgd_momentum",
@@ -105,6 +115,18 @@ _ADAM = _formula(
     next_w="w - step * (m / (sqrt(v) + eps))",
 )
 
+#: Each built-in rule's default config numbers (CS231n's), set by its first step.
+DEFAULTS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {
+        "sgd": MappingProxyType({"learning_rate": 1e-2}),
+        "sgd_momentum": MappingProxyType({"learning_rate": 1e-2, "momentum": 0.9}),
+        "rmsprop": MappingProxyType({"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}),
+        "adam": MappingProxyType(
+            {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0}
+        ),
+    }
+)
+
 #: Each rule's formula by name, the one definition of the rules' names and
 #: arithmetic; the state names are the config keys of the state arrays.
 FORMULAS: Mapping[str, backends.UpdateFormula] = MappingProxyType(
@@ -114,13 +136,37 @@ FORMULAS: Mapping[str, backends.UpdateFormula] = MappingProxyType(
 UPDATE_RULES: tuple[str, ...] = tuple(FORMULAS)
 
 
-def _prepare(w: Any, dw: Any, config: dict | None, **defaults: Any) -> tuple[Any, dict]:
+def _prepare(w: Any, dw: Any, config: dict | None, rule: str) -> tuple[Any, dict]:
+    """w's namespace and the config with ``rule``'s defaults filled in: the caller's
+    dict where the state is updated in place, a copy where it is returned instead."""
     xp = namespace(w=w, dw=dw)
     check_shape("dw", dw, tuple(w.shape), "(the shape of w)")
     config = {} if config is None else config
-    for key, value in defaults.items():
+    if not _writes_in_place(w):
+        config = dict(config)
+    for key, value in DEFAULTS[rule].items():
         config.setdefault(key, value)
     return xp, config
+
+
+#: Whether arrays of a type can be written, by type: asked per parameter per step.
+_WRITABLE: dict[type, bool] = {}
+
+
+def _writes_in_place(w: Any) -> bool:
+    kind = type(w)
+    found = _WRITABLE.get(kind)
+    if found is None:
+        found = _WRITABLE[kind] = backends.writes_in_place(w)
+    return found
+
+
+def _number(value: Any) -> Any:
+    """A config number as the arithmetic takes it: a float, or a 0-d array left on its
+    device (inside ``jax.jit`` a traced one, which cannot be read back)."""
+    # Python's own first: the ABC check (numbers.Real, for NumPy scalars) is slower.
+    number = isinstance(value, (int, float)) or isinstance(value, numbers.Real)
+    return float(value) if number else value
 
 
 def _state(xp: Any, config: dict, key: str, w: Any) -> Any:
@@ -130,10 +176,21 @@ def _state(xp: Any, config: dict, key: str, w: Any) -> Any:
     """
     value = config.get(key)
     if value is None:
-        return xp.zeros(w.shape, dtype=w.dtype, device=w.device)
+        return xp.zeros_like(w)
     namespace(w=w, **{key: value})
     check_shape(f"config[{key!r}]", value, tuple(w.shape), "(the shape of w)")
     return value
+
+
+def initial_config(rule: str, w: Any, config: dict | None) -> dict:
+    """A copy of ``config`` as built-in ``rule``'s first step would leave it before its
+    arithmetic: defaults filled in, zero state arrays like w. A compiled step starts
+    from it, so its inputs have the same structure at every step."""
+    _, config = _prepare(w, w, dict(config or {}), rule)
+    xp = namespace(w=w)
+    for key in FORMULAS[rule].state:
+        config[key] = _state(xp, config, key, w)
+    return config
 
 
 def _update(
@@ -145,13 +202,18 @@ def _update(
     dw: Any,
     config: dict,
 ) -> Any:
-    """next_w of ``formula``, the state arrays ``config[name]`` (zeros at first) updated
-    in place: one fused kernel where w's library has one, else ``kernel``, the
-    generic chain of the same arithmetic taking (w, dw, *state) (see ``_apply``)."""
+    """next_w of ``formula``, the state arrays ``config[name]`` (zeros at first) updated:
+    evaluated functionally and replaced where w cannot be written; else in place, by
+    one fused kernel where w's library has one, else by ``kernel``, the generic chain
+    of the same arithmetic taking (w, dw, *state) (see ``_apply``)."""
     state = []
     for key in formula.state:
         config[key] = _state(xp, config, key, w)
         state.append(config[key])
+    if not _writes_in_place(w):
+        next_w, new_state = formula.evaluate(xp, w, dw, state, scalars)
+        config.update(zip(formula.state, new_state, strict=True))
+        return next_w
     fused = backends.fused_update(formula, w, dw, state, scalars)
     return _apply(xp, kernel, w, dw, *state) if fused is None else fused
 
@@ -210,8 +272,8 @@ def _normalized_step(xp: Any, w: Any, num: Any, sq_avg: Any, eps: float, lr: flo
 
 def sgd(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """w <- w - learning_rate * dw."""
-    xp, config = _prepare(w, dw, config, learning_rate=1e-2)
-    s = SGDScalars(lr=float(config["learning_rate"]))
+    xp, config = _prepare(w, dw, config, "sgd")
+    s = SGDScalars(lr=_number(config["learning_rate"]))
 
     def kernel(w: Any, dw: Any) -> Any:
         return w - s.lr * dw
@@ -221,8 +283,8 @@ def sgd(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
 
 def sgd_momentum(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """v <- momentum * v - learning_rate * dw; w <- w + v."""
-    xp, config = _prepare(w, dw, config, learning_rate=1e-2, momentum=0.9)
-    s = MomentumScalars(mu=float(config["momentum"]), lr=float(config["learning_rate"]))
+    xp, config = _prepare(w, dw, config, "sgd_momentum")
+    s = MomentumScalars(mu=_number(config["momentum"]), lr=_number(config["learning_rate"]))
 
     def kernel(w: Any, dw: Any, v: Any) -> Any:
         v *= s.mu
@@ -234,11 +296,11 @@ def sgd_momentum(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict
 
 def rmsprop(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     """cache <- decay * cache + (1 - decay) * dw^2; w <- w - lr * dw / (sqrt(cache) + eps)."""
-    xp, config = _prepare(w, dw, config, learning_rate=1e-2, decay_rate=0.99, epsilon=1e-8)
+    xp, config = _prepare(w, dw, config, "rmsprop")
     s = RMSPropScalars(
-        decay=float(config["decay_rate"]),
-        lr=float(config["learning_rate"]),
-        eps=float(config["epsilon"]),
+        decay=_number(config["decay_rate"]),
+        lr=_number(config["learning_rate"]),
+        eps=_number(config["epsilon"]),
     )
 
     def kernel(w: Any, dw: Any, cache: Any) -> Any:
@@ -254,19 +316,18 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     m <- b1 m + (1 - b1) dw; v <- b2 v + (1 - b2) dw^2;
     w <- w - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
     """
-    xp, config = _prepare(
-        w, dw, config, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, t=0
-    )
-    b1, b2 = float(config["beta1"]), float(config["beta2"])
+    xp, config = _prepare(w, dw, config, "adam")
+    b1, b2 = _number(config["beta1"]), _number(config["beta2"])
     t = config["t"] + 1
-    # Python floats, so no device scalar per step; with c = sqrt(1 - b2^t),
+    # Python floats (0-d arrays where the config holds them), so no device scalar per
+    # step; with c = sqrt(1 - b2^t),
     # lr_t * m / (sqrt(v) / c + eps) = (lr_t * c) * m / (sqrt(v) + eps * c).
     c = (1 - b2**t) ** 0.5
     s = AdamScalars(
         b1=b1,
         b2=b2,
-        eps=float(config["epsilon"]) * c,
-        step=float(config["learning_rate"]) / (1 - b1**t) * c,
+        eps=_number(config["epsilon"]) * c,
+        step=_number(config["learning_rate"]) / (1 - b1**t) * c,
     )
 
     def kernel(w: Any, dw: Any, m: Any, v: Any) -> Any:

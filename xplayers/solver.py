@@ -26,6 +26,18 @@ streams; ``_divergence`` the error a NaN raises; ``_accuracy`` the counting;
 shown. With ``checkpoint_name=name`` every accuracy check writes
 ``{name}_epoch_{k}.safetensors`` atomically (``_checkpoint_writer``);
 ``load_checkpoint`` and ``resume`` load the reading code (``_resume``) when called.
+
+Compiled steps
+--------------
+On JAX the whole step (forward, backward, update, batch-norm statistics,
+dropout keys) runs as one ``jax.jit`` function of the Solver's state
+(``_compiled_step``), compiled once per shape; ``jit=False`` runs it eagerly,
+and the other backends ignore ``jit``. The optimizer configs' numbers then
+live on the device during training and are read back as Python numbers where
+the Solver reads its state back: ``state_dict()`` (so checkpoints) and the
+end of ``train()`` and of ``step()``. With a ``comm`` the gradients' allreduce
+goes through the host between backward and update, so the step runs eagerly
+(``jit=True`` with a comm is a ValueError).
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from ._accuracy import count_correct
 from ._batches import Split
 from ._checkpoint_writer import save_solver
 from ._checks import check_int
+from ._compiled_step import CompiledStep, compiles
 from ._divergence import TrainingDiverged, diverged, nonfinite_params
 from ._parallel_step import parallel_for
 from ._solver_settings import data_splits, loss_options, solver_settings
@@ -76,7 +89,9 @@ class Solver:
     ``keep_checkpoints`` (True: keep every epoch's file; False: only the
     latest), ``checkpoint_info`` (JSON data saved with each checkpoint),
     ``comm`` (None, or an ``xplayers.distributed`` communicator: data parallelism
-    over its ranks, ``batch_size`` being the global batch; see ``_parallel_step``).
+    over its ranks, ``batch_size`` being the global batch; see ``_parallel_step``),
+    ``jit`` (None: on JAX each step runs compiled with ``jax.jit``; False: eagerly;
+    True: compiled, a ValueError with a ``comm``; other backends ignore it).
     ``last_checkpoint`` is the path of the latest file written (or loaded).
 
     After ``train()``: ``loss_history`` (one float per iteration),
@@ -109,8 +124,17 @@ class Solver:
         self.verbose = settings["verbose"]
         self.progress = settings["progress"]
         self.seed = settings["seed"]
+        self.jit: bool | None = settings["jit"]
+        self._data_parallel = settings["comm"] is not None
+        if self.jit and self._data_parallel and compiles(self._first_param()):
+            raise ValueError(
+                "jit=True cannot compile a data-parallel step: the gradients' allreduce "
+                "runs through the host between backward and update; pass jit=False or "
+                "jit=None (with a comm the step then runs eagerly)"
+            )
         self._parallel = parallel_for(settings["comm"], self, (self._train, self._val))
         self.seed = self._parallel.agreed_seed(self.seed)
+        self._compiled: CompiledStep | None = None
         if not self._parallel.is_root:  # one rank speaks for all
             self.verbose, self.progress = False, False
         self._loss_options = loss_options(model, self._train.label_range)
@@ -139,6 +163,8 @@ class Solver:
         states, best parameters and batch-norm statistics; ``_solver_state`` lists the
         keys. With the model's own state it is what a checkpoint holds."""
         state = {k: _solver_state.device_copies(getattr(self, k)) for k in _solver_state.AS_KEPT}
+        if self._compiled is not None:  # the numbers a compiled step keeps on the device
+            state["optim_configs"] = self._compiled.host_numbers(state["optim_configs"])
         rng = {"batch": self._batch_rng, "eval": self._eval_rng}
         return {
             **state,
@@ -197,6 +223,12 @@ class Solver:
         idx = self._batch_rng.integers(self._train.n, size=self.batch_size)
         idx, weight = self._parallel.share(idx)
         X_batch, y_batch = self._train.gather(idx, *self._place())
+        compiled = self._compiled_step()
+        if compiled is not None:
+            configs = self.optim_configs
+            loss, self.optim_configs = compiled(configs, X_batch, y_batch, self.iteration)
+            self._pending.append(loss)
+            return
         begin_step = getattr(self.model, "begin_step", None)
         if begin_step is not None:
             begin_step(self.iteration)
@@ -207,6 +239,27 @@ class Solver:
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+
+    def _compiled_step(self) -> CompiledStep | None:
+        """The compiled step where the model's backend compiles and ``jit`` allows it
+        (built at first use, kept while the model stays there), else None."""
+        if self.jit is False or self._data_parallel or not compiles(self._first_param()):
+            return None
+        if self._compiled is None:
+            self._compiled = CompiledStep(
+                self.model,
+                self.update_rule,
+                self.update_rule_name if isinstance(self.update_rule_name, str) else None,
+                self._loss_options,
+                self.seed,
+            )
+        return self._compiled
+
+    def _settle_numbers(self) -> None:
+        """The optimizer configs' numbers back as Python numbers (one read-back each)
+        after a compiled run; nothing to do after an eager one."""
+        if self._compiled is not None:
+            self.optim_configs = self._compiled.host_numbers(self.optim_configs)
 
     def _advance(self) -> None:
         with backends.on_device_of(self._first_param()):
@@ -220,6 +273,7 @@ class Solver:
             self._initial = self._copies()  # what a divergence before any check restores
         self._advance()
         self._flush()
+        self._settle_numbers()
         return self.loss_history[-1]
 
     def _flush(self, check: bool = True) -> None:
@@ -337,6 +391,7 @@ class Solver:
             self._flush()
         finally:
             self._flush(check=False)  # interrupted: keep what was computed
+            self._settle_numbers()
             if bar is not None:
                 bar.close()
         self._restore_best()

@@ -44,7 +44,7 @@ def sum_in_order(parts: list, shape: tuple[int, ...], like: Any, xp: ModuleType)
     """parts[0] + parts[1] + ..., always in this order (same bits on every run);
     zeros of ``shape`` when there are no parts (an empty batch)."""
     if not parts:
-        return xp.zeros(shape, dtype=like.dtype, device=like.device)
+        return xp.zeros(shape, dtype=like.dtype, device=backends.device_of(like))
     total = parts[0]
     for p in parts[1:]:
         total += p
@@ -62,7 +62,7 @@ def sum_along(a: Any, axis: int, policy: backends.WorkPolicy, xp: ModuleType) ->
     """
     if not policy.sum_by_product:
         return xp.sum(a, axis=axis)
-    ones = xp.ones((a.shape[axis],), dtype=a.dtype, device=a.device)
+    ones = xp.ones((a.shape[axis],), dtype=a.dtype, device=backends.device_of(a))
     return a @ ones if axis == 1 else ones @ a
 
 

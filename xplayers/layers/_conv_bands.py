@@ -22,6 +22,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from .. import backends
+
 
 def compacts(stride: int, kernel: tuple[int, int], padded_hw: tuple[int, int]) -> bool:
     """True when the fast layer makes the convolution compact (see the module's text):
@@ -51,8 +53,9 @@ class Bands:
         axes = list(zip(out_hw, self.shape[2:], strict=True))
         # (index, valid) per axis: row K*i + q of x' is padded row s*i + q, input
         # row s*i + q - pad; and back from the input's rows to x''s.
-        self.gathers = [self._source(n * k, k, stride, pad, size, x.device) for n, size in axes]
-        self.scatters = [self._back(size, k, stride, pad, n, x.device) for n, size in axes]
+        dev = backends.device_of(x)
+        self.gathers = [self._source(n * k, k, stride, pad, size, dev) for n, size in axes]
+        self.scatters = [self._back(size, k, stride, pad, n, dev) for n, size in axes]
 
     def _source(self, count: int, k: int, stride: int, pad: int, size: int, dev: Any) -> tuple:
         """(input index per compact index, clipped into range; whether it is in range)."""
@@ -87,8 +90,8 @@ class Bands:
         not valid; (N, C, h, w). A selection, not a product: non-finite values stay put."""
         xp = self.xp
         if 0 in a.shape[2:]:  # nothing to take from (an empty padded axis)
-            return xp.zeros((*a.shape[:2], h, w), dtype=a.dtype, device=a.device)
-        zero = xp.zeros((), dtype=a.dtype, device=a.device)
+            return xp.zeros((*a.shape[:2], h, w), dtype=a.dtype, device=backends.device_of(a))
+        zero = xp.zeros((), dtype=a.dtype, device=backends.device_of(a))
         (rows, row_ok), (cols, col_ok) = index
         a = xp.where(row_ok[:, None], xp.take(a, rows, axis=2), zero)
         return xp.where(col_ok, xp.take(a, cols, axis=3), zero)

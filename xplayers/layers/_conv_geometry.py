@@ -14,6 +14,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import array_api_extra as xpx
+
 from .._checks import (
     check_dout,
     check_floating,
@@ -80,11 +82,9 @@ def check_conv_dout(dout: Any, x: Any, w: Any, ho: int, wo: int) -> None:
 
 
 def pad_input(x: Any, pad: int, xp: ModuleType) -> Any:
-    """Zero-padded copy of x (N, C, H, W): (N, C, H + 2*pad, W + 2*pad)."""
-    n, c, h, w = x.shape
-    out = xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device)
-    out[:, :, pad : pad + h, pad : pad + w] = x
-    return out
+    """Zero-padded copy of x (N, C, H, W): (N, C, H + 2*pad, W + 2*pad), on x's device
+    (written nowhere in place, so also for arrays that cannot be written)."""
+    return xpx.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), xp=xp)
 
 
 def unpad(xpad: Any, pad: int) -> Any:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .. import backends
 from .._checks import check_dout, namespace
 from . import _conv_channels_last, _conv_flat
 from .conv import backward_on_plan
@@ -77,9 +78,10 @@ def forward(x: Any, w: Any, b: Any, plan: Any, pool: tuple[int, int], xp: Any) -
     f, c, hh, ww = w.shape
     ho, wo = plan.out_hw
     n, hp, wp = x.shape[0], ho // ph, wo // pw
-    out = xp.empty((n, f, hp, wp), dtype=x.dtype, device=x.device)
-    route = xp.empty((n, hp, wp, f), dtype=xp.uint8, device=x.device)
-    zero = xp.zeros((), dtype=x.dtype, device=x.device)
+    dev = backends.device_of(x)
+    out = xp.empty((n, f, hp, wp), dtype=x.dtype, device=dev)
+    route = xp.empty((n, hp, wp, f), dtype=xp.uint8, device=dev)
+    zero = xp.zeros((), dtype=x.dtype, device=dev)
     none = ph * pw
 
     def emit(n0: int, prod: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import backends
 from .._checks import (
     check_dout,
     check_floating,
@@ -27,7 +28,7 @@ def _running_stat(xp: Any, bn_param: dict, key: str, x: Any) -> Any:
     stat = bn_param.get(key)
     d = x.shape[1]
     if stat is None:
-        return xp.zeros((d,), dtype=x.dtype, device=x.device)
+        return xp.zeros((d,), dtype=x.dtype, device=backends.device_of(x))
     namespace(x=x, **{key: stat})
     if tuple(stat.shape) != (d,):
         raise ValueError(f"bn_param[{key!r}] must have shape ({d},), got a {describe(stat)}")

@@ -6,13 +6,16 @@ out[n, f, i, j] = b[f] + sum_{c, di, dj} xpad[n, c, i*s + di, j*s + dj] * w[f, c
 ``_conv_geometry``). Two implementations:
 
 * ``conv_forward_naive`` / ``conv_backward_naive``: the formula above, one
-  Python iteration per filter and output position.
+  Python iteration per filter and output position (no array written in
+  place beyond ``xpx.at``'s slice updates: it runs on JAX as it is).
 * ``conv_forward_fast`` / ``conv_backward_fast``: matrix products over
   columns built per batch chunk in reused work arrays, in one of two
   lowerings picked per geometry (``LOWERING``): flat windows of stride-phase
   planes (``_conv_flat``) or channels-last rows (``_conv_channels_last``).
   The forward makes a ``ConvPlan`` (lowering, chunks, work arrays) and keeps
-  it in the cache; the backward follows it.
+  it in the cache; the backward follows it. Arrays that cannot be written
+  (``backends.writes_in_place`` False: JAX) take ``_conv_functional``
+  instead, one product over the whole batch, traceable under ``jax.jit``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import array_api_extra as xpx
+
 from .. import backends
-from .._checks import namespace
-from . import _conv_bands, _conv_channels_last, _conv_flat
+from .._checks import namespace, writable
+from . import _conv_bands, _conv_channels_last, _conv_flat, _conv_functional
 from ._conv_geometry import check_conv_dout, conv_geometry, conv_params, pad_input, unpad
 
 
@@ -31,28 +36,38 @@ def conv_forward_naive(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, t
     """x (N, C, H, W), w (F, C, HH, WW), b (F,) -> out (N, F, Ho, Wo), Ho = 1 + (H + 2p - HH) // s.
 
     out[:, f, i, j] = b[f] + sum(xpad[:, :, i*s : i*s+HH, j*s : j*s+WW] * w[f]), one
-    filter and output position at a time (vectorised over the batch only).
+    filter and output position at a time (vectorised over the batch only), the
+    results stacked (no array written in place: this runs on every library).
     """
     xp = namespace(x=x, w=w, b=b)
     w, b = conv_params(x, w, b, xp)
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
-    n, _, _, _ = x.shape
     f, _, hh, ww = w.shape
     xpad = pad_input(x, pad, xp)
-    out = xp.zeros((n, f, ho, wo), dtype=x.dtype, device=x.device)
-    for k in range(f):
-        for i in range(ho):
-            for j in range(wo):
-                patch = xpad[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
-                out[:, k, i, j] = xp.sum(patch * w[k, ...], axis=(1, 2, 3)) + b[k]
-    return out, (x, w, b, conv_param)
+    rows = []
+    for i in range(ho):
+        cols = []
+        for j in range(wo):
+            patch = xpad[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
+            sums = [xp.sum(patch * w[k, ...], axis=(1, 2, 3)) + b[k] for k in range(f)]
+            cols.append(_stack(sums, 1, (x.shape[0], 0), x, xp))  # (N, F)
+        rows.append(xp.stack(cols, axis=2))  # (N, F, Wo)
+    return xp.stack(rows, axis=2), (x, w, b, conv_param)
+
+
+def _stack(parts: list, axis: int, empty_shape: tuple[int, ...], like: Any, xp: Any) -> Any:
+    """xp.stack(parts, axis), or zeros of ``empty_shape`` when there are none (no filters)."""
+    if parts:
+        return xp.stack(parts, axis=axis)
+    return xp.zeros(empty_shape, dtype=like.dtype, device=backends.device_of(like))
 
 
 def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """dout (N, F, Ho, Wo) -> dx (N, C, H, W), dw (F, C, HH, WW), db (F,).
 
-    Each output position scatters dout[:, f, i, j] * w[f] into its input patch
-    and adds sum_n dout[n, f, i, j] * patch[n] to dw[f]; db[f] = sum dout[:, f].
+    Each output position adds dout[:, f, i, j] * w[f] into its input patch of
+    dxpad (one slice update at a time: ``xpx.at``, in place where the array
+    allows it) and sum_n dout[n, f, i, j] * patch[n] to dw[f]; db[f] = sum dout[:, f].
     """
     x, w, b, conv_param = cache
     xp = namespace(dout=dout, x=x, w=w)
@@ -61,17 +76,19 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     f, _, hh, ww = w.shape
     xpad = pad_input(x, pad, xp)
     dxpad = xp.zeros_like(xpad)
-    dw = xp.zeros_like(w)
+    dws = []
     for k in range(f):
+        dwk = xp.zeros_like(w[k, ...])
         for i in range(ho):
             for j in range(wo):
                 rows = slice(i * stride, i * stride + hh)
                 cols = slice(j * stride, j * stride + ww)
                 g = dout[:, k, i, j][:, None, None, None]  # (N, 1, 1, 1)
-                dxpad[:, :, rows, cols] += g * w[k, ...]
-                dw[k, ...] += xp.sum(g * xpad[:, :, rows, cols], axis=0)
+                dxpad = xpx.at(dxpad)[:, :, rows, cols].add(g * w[k, ...])
+                dwk = dwk + xp.sum(g * xpad[:, :, rows, cols], axis=0)
+        dws.append(dwk)
     db = xp.sum(dout, axis=(0, 2, 3))
-    return unpad(dxpad, pad), dw, db
+    return unpad(dxpad, pad), _stack(dws, 0, tuple(w.shape), w, xp), db
 
 
 # ----------------------------------------------------------------------- fast
@@ -178,8 +195,11 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     product is instead columns (nb*Ho*Wo/t, HH*KW*C) @ wk.T, wk = w as (t*F,
     HH*KW*C), with t outputs a row (1, or 2 for pairs) and KW = WW + s*(t-1).
     No Python loop over channels or pixels, only over the kernel offsets and
-    the batch chunks.
+    the batch chunks. Arrays that cannot be written (JAX) take the functional
+    route instead (``_conv_functional``: one product over all the batch).
     """
+    if not writable(x=x, w=w, b=b):
+        return _functional_forward(x, w, b, conv_param)
     xp, w, b, plan = plan_fast(x, w, b, conv_param)
     return run_fast(x, w, b, conv_param, plan, xp)
 
@@ -198,7 +218,7 @@ def run_fast(
     """The rest of ``conv_forward_fast``: the convolution as ``plan`` says."""
     f, c, hh, ww = w.shape
     ho, wo = plan.out_hw
-    out = xp.empty((x.shape[0], f, ho, wo), dtype=x.dtype, device=x.device)
+    out = xp.empty((x.shape[0], f, ho, wo), dtype=x.dtype, device=backends.device_of(x))
     low = plan.lowering
     if isinstance(low, _conv_channels_last.ChannelsLast):
         _conv_channels_last.forward(out, low, w, b)
@@ -222,7 +242,9 @@ def conv_backward_fast(dout: Any, cache: tuple, need_dx: bool = True) -> tuple[A
     With ``need_dx=False`` (a first layer, whose input is the data) dx is
     None and its matmul and col2im are skipped: about a third of the work.
     """
-    x, w, _, _, plan = cache
+    x, w, b, conv_param, plan = cache
+    if not writable(dout=dout, x=x, w=w):
+        return _functional_backward(dout, (x, w, b, conv_param), need_dx)
     xp = namespace(dout=dout, x=x, w=w)
     check_conv_dout(dout, x, w, *plan.out_hw)
     return backward_on_plan(dout, plan, w, need_dx, xp)
@@ -243,3 +265,21 @@ def backward_on_plan(
     if dx is not None and plan.bands is not None:
         dx = plan.bands.scatter(dx)
     return dx, dw, db
+
+
+def _functional_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
+    """``conv_forward_fast`` on arrays that cannot be written; its cache has no plan."""
+    xp = namespace(x=x, w=w, b=b)
+    w, b = conv_params(x, w, b, xp)
+    stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
+    out = _conv_functional.forward(x, w, b, stride, pad, (ho, wo), xp)
+    return out, (x, w, b, conv_param, None)
+
+
+def _functional_backward(dout: Any, cache: tuple, need_dx: bool) -> tuple[Any, Any, Any]:
+    """``conv_backward_fast`` on arrays that cannot be written; cache (x, w, b, conv_param)."""
+    x, w, b, conv_param = cache
+    xp = namespace(dout=dout, x=x, w=w)
+    stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
+    check_conv_dout(dout, x, w, ho, wo)
+    return _conv_functional.backward(dout, x, w, stride, pad, need_dx, xp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import backends
 from .._checks import check_floating, check_labels, check_ndim, namespace
 
 
@@ -32,7 +33,7 @@ def softmax_loss(x: Any, y: Any, label_range: tuple[int, int] | None = None) -> 
     log_z = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
     log_probs = shifted - log_z
     loss = -xp.sum(xp.take_along_axis(log_probs, yc, axis=1)) / n
-    classes = xp.arange(x.shape[1], device=x.device)
+    classes = xp.arange(x.shape[1], device=backends.device_of(x))
     onehot = xp.astype(classes == yc, x.dtype)
     dx = (xp.exp(log_probs) - onehot) / n
     return loss, dx
@@ -43,9 +44,9 @@ def svm_loss(x: Any, y: Any, label_range: tuple[int, int] | None = None) -> tupl
     xp, yc = _scores_and_labels(x, y, label_range)
     n = x.shape[0]
     correct = xp.take_along_axis(x, yc, axis=1)
-    classes = xp.arange(x.shape[1], device=x.device)
+    classes = xp.arange(x.shape[1], device=backends.device_of(x))
     is_label = classes == yc
-    zero = xp.zeros((), dtype=x.dtype, device=x.device)
+    zero = xp.zeros((), dtype=x.dtype, device=backends.device_of(x))
     margins = xp.where(is_label, zero, xp.maximum(zero, x - correct + 1.0))
     loss = xp.sum(margins) / n
     positive = xp.astype(margins > 0, x.dtype)

@@ -16,20 +16,35 @@ first NaN, as argmax does (and torch's max pooling).
 Two implementations share the validation:
 
 * ``max_pool_forward_naive`` / ``max_pool_backward_naive``: the readable
-  reference, one Python iteration per output position.
+  reference, one Python iteration per output position; it stacks its
+  results and updates dx a slice at a time (``xpx.at``), so it runs on
+  arrays that cannot be written (JAX) too.
 * ``max_pool_forward_fast`` / ``max_pool_backward_fast``: no Python loop over
   the channels or pixels; only over the ph*pw window offsets, each of which
   sees all windows of a batch chunk at once as one strided slice, and over
-  the batch chunks (``backends.work_policy``).
+  the batch chunks (``backends.work_policy``). On arrays that cannot be
+  written the same passes run on the whole batch and return new arrays
+  (traceable under ``jax.jit``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+import array_api_extra as xpx
+
 from .. import backends
-from .._checks import check_dout, check_floating, check_int, check_ndim, describe, namespace
+from .._checks import (
+    check_dout,
+    check_floating,
+    check_int,
+    check_ndim,
+    describe,
+    namespace,
+    writable,
+)
 
 
 # ----------------------------------------------------------------- validation
@@ -101,21 +116,25 @@ def max_pool_forward_naive(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     """x (N, C, H, W) -> out (N, C, Ho, Wo); out[n, c, i, j] = max of window (i, j)."""
     xp = namespace(x=x)
     ph, pw, stride, ho, wo = _pool_geometry(x, pool_param, xp)
-    n, c = x.shape[0], x.shape[1]
-    out = xp.empty((n, c, ho, wo), dtype=x.dtype, device=x.device)
+    rows = []
     for i in range(ho):
+        cols = []
         for j in range(wo):
             window = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw]
-            out[:, :, i, j] = xp.max(window, axis=(2, 3))
-    return out, (x, pool_param)
+            cols.append(xp.max(window, axis=(2, 3)))  # (N, C)
+        rows.append(xp.stack(cols, axis=2))  # (N, C, Wo)
+    return xp.stack(rows, axis=2), (x, pool_param)
 
 
 def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
-    """dout (N, C, Ho, Wo) -> dx (N, C, H, W): dout[n, c, i, j] goes to the window's argmax."""
+    """dout (N, C, Ho, Wo) -> dx (N, C, H, W): dout[n, c, i, j] goes to the window's argmax.
+
+    One slice update per window (``xpx.at``: in place where the array allows it).
+    """
     x, xp, ph, pw, stride, ho, wo = _unpack_cache(dout, cache)
     n, c = x.shape[0], x.shape[1]
     dx = xp.zeros_like(x)
-    offsets = xp.arange(ph * pw, device=x.device)
+    offsets = xp.arange(ph * pw, device=backends.device_of(x))
     for i in range(ho):
         for j in range(wo):
             rows = slice(i * stride, i * stride + ph)
@@ -124,30 +143,68 @@ def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
             # argmax returns the first maximum: the documented tie rule.
             winner = xp.argmax(flat, axis=2)[:, :, None] == offsets
             routed = xp.astype(winner, dout.dtype) * dout[:, :, i, j][:, :, None]
-            dx[:, :, rows, cols] += xp.reshape(routed, (n, c, ph, pw))
+            dx = xpx.at(dx)[:, :, rows, cols].add(xp.reshape(routed, (n, c, ph, pw)))
     return dx
 
 
 # ----------------------------------------------------------------------- fast
+def _window_max(
+    x: Any, ph: int, pw: int, stride: int, out_hw: tuple[int, int], xp: ModuleType, batch: slice
+) -> Any:
+    """(nb, C, Ho, Wo): elementwise maximum of the ph*pw offset views of the images ``batch``."""
+    top = None
+    for k in range(ph * pw):
+        view = x[_offset_index(*divmod(k, pw), stride, *out_hw, batch)]
+        top = view if top is None else xp.maximum(top, view)
+    return top
+
+
+def _routed(
+    x: Any, out: Any, dout: Any, pool: tuple[int, int, int], xp: ModuleType, batch: slice
+) -> Iterator[tuple[tuple[slice, ...], Any]]:
+    """Per window offset, row-major: (its index into x, the gradient it receives)
+    for the images ``batch`` of x (N, C, H, W), pooled into out, dout out's gradient.
+
+    ``pool``: (ph, pw, stride). ``free`` marks the windows whose maximum has
+    not been claimed yet, so only the first tying offset wins.
+    """
+    ph, pw, stride = pool
+    top, grad = out[batch, ...], dout[batch, ...]
+    free = None
+    last = ph * pw - 1
+    for k in range(ph * pw):
+        index = _offset_index(*divmod(k, pw), stride, *out.shape[2:], batch)
+        # A window holding NaN has a NaN maximum, equal to nothing: its
+        # gradient goes to its first NaN, where argmax (naive, torch) puts it.
+        view = x[index]
+        hit = xp.logical_or(view == top, xp.isnan(view))
+        if free is not None:
+            hit = xp.logical_and(hit, free)
+        if k < last:
+            # hit is a subset of free, so xor removes exactly the claimed windows.
+            free = xp.logical_not(hit) if free is None else xp.logical_xor(free, hit)
+        # A 0/1 mask times dout: NumPy's where() on a random mask falls off
+        # its fast loop.
+        yield index, xp.astype(hit, grad.dtype) * grad
+
+
 def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     """Same result as ``max_pool_forward_naive``: elementwise maximum of the ph*pw offset views.
 
     Each offset view is a strided slice (no copy), so the forward is ph*pw -
-    1 elementwise passes over (nb, C, Ho, Wo) per batch chunk.
+    1 elementwise passes over (nb, C, Ho, Wo) per batch chunk; arrays that
+    cannot be written (JAX) take all the batch at once.
     """
     xp = namespace(x=x)
     ph, pw, stride, ho, wo = _pool_geometry(x, pool_param, xp)
-    out = xp.empty((x.shape[0], x.shape[1], ho, wo), dtype=x.dtype, device=x.device)
+    if not writable(x=x):
+        out = _window_max(x, ph, pw, stride, (ho, wo), xp, slice(None))
+        return out, (x, out, pool_param)
+    out = xp.empty((x.shape[0], x.shape[1], ho, wo), dtype=x.dtype, device=backends.device_of(x))
 
     def chunk(span: tuple[int, int]) -> None:
         batch = slice(*span)
-        views = [
-            x[_offset_index(di, dj, stride, ho, wo, batch)] for di in range(ph) for dj in range(pw)
-        ]
-        top = views[0]
-        for view in views[1:]:
-            top = xp.maximum(top, view)
-        out[batch, ...] = top
+        out[batch, ...] = _window_max(x, ph, pw, stride, (ho, wo), xp, batch)
 
     backends.map_chunks(chunk, _chunks(x), x, uses_blas=False)
     return out, (x, out, pool_param)
@@ -156,38 +213,28 @@ def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
 def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     """Same result as ``max_pool_backward_naive``, one vectorised pass per window offset.
 
-    Offsets are visited in row-major order; ``free`` marks the windows whose
-    maximum has not been claimed yet, so only the first tying offset wins.
-    Where windows do not overlap (stride >= pool size), each offset's gradient
-    is written rather than added, and where they also tile x exactly (stride ==
-    pool height == pool width) every pixel is written once, so dx needs no zero
-    fill. Batch chunks as in the forward.
+    Offsets are visited in row-major order and only the first tying offset of
+    a window gets its gradient (``_routed``). Where windows do not overlap
+    (stride >= pool size), each offset's gradient is written rather than
+    added, and where they also tile x exactly (stride == pool height == pool
+    width) every pixel is written once, so dx needs no zero fill. Batch
+    chunks as in the forward. Arrays that cannot be written (JAX) add each
+    offset's gradient into its strided slice of a zero dx (``xpx.at``), all
+    the batch at once.
     """
-    x, xp, ph, pw, stride, ho, wo = _unpack_cache(dout, cache)
+    x, xp, ph, pw, stride, _, _ = _unpack_cache(dout, cache)
     out = cache[1]
+    if not writable(dout=dout, x=x):
+        dx = xp.zeros_like(x)
+        for index, routed in _routed(x, out, dout, (ph, pw, stride), xp, slice(None)):
+            dx = xpx.at(dx)[index].add(routed)
+        return dx
     overlapping = stride < ph or stride < pw
     tiled = stride == ph == pw
     dx = xp.empty_like(x) if tiled else xp.zeros_like(x)
-    last = ph * pw - 1
 
     def chunk(span: tuple[int, int]) -> None:
-        batch = slice(*span)
-        top, grad = out[batch, ...], dout[batch, ...]
-        free = None
-        for k in range(ph * pw):
-            index = _offset_index(*divmod(k, pw), stride, ho, wo, batch)
-            # A window holding NaN has a NaN maximum, equal to nothing: its
-            # gradient goes to its first NaN, where argmax (naive, torch) puts it.
-            view = x[index]
-            hit = xp.logical_or(view == top, xp.isnan(view))
-            if free is not None:
-                hit = xp.logical_and(hit, free)
-            if k < last:
-                # hit is a subset of free, so xor removes exactly the claimed windows.
-                free = xp.logical_not(hit) if free is None else xp.logical_xor(free, hit)
-            # A 0/1 mask times dout: NumPy's where() on a random mask falls off
-            # its fast loop.
-            routed = xp.astype(hit, dout.dtype) * grad
+        for index, routed in _routed(x, out, dout, (ph, pw, stride), xp, slice(*span)):
             if overlapping:
                 dx[index] += routed
             else:

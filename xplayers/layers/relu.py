@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import backends
 from .._checks import check_dout, check_floating, namespace
 
 
@@ -11,7 +12,7 @@ def relu_forward(x: Any) -> tuple[Any, Any]:
     """x: any shape -> out = max(x, 0), same shape."""
     xp = namespace(x=x)
     check_floating("x", x, xp)
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=x.device)), x
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=backends.device_of(x))), x
 
 
 def relu_backward(dout: Any, cache: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import writable
 from . import _conv_pool
 from .affine import affine_backward, affine_forward
 from .conv import conv_backward_fast, conv_forward_fast, plan_fast, run_fast
@@ -47,15 +48,19 @@ def conv_relu_pool_forward(
     the conv output for 2x2 pools, and the full-size relu pass is saved.
     Where the pool tiles the conv output (stride = pool size, dividing Ho
     and Wo), all three run on each batch chunk at once on either column
-    layout (``_conv_pool``): same result, no full-size conv output. The one
-    exception is a conv whose backward takes dw from columns of dout
-    (stride 1, F <= C, flat windows), which runs the unfused chain.
+    layout (``_conv_pool``): same result, no full-size conv output. The
+    exceptions run the unfused chain: a conv whose backward takes dw from
+    columns of dout (stride 1, F <= C, flat windows), and arrays that cannot
+    be written (JAX), whose conv and pool take their functional routes.
     """
-    xp, w, b, plan = plan_fast(x, w, b, conv_param)
-    pool = _conv_pool.tiling_pool(plan, pool_param)
-    if pool is not None:
-        return _conv_pool.forward(x, w, b, plan, pool, xp)
-    a, conv_cache = run_fast(x, w, b, conv_param, plan, xp)
+    if writable(x=x, w=w, b=b):
+        xp, w, b, plan = plan_fast(x, w, b, conv_param)
+        pool = _conv_pool.tiling_pool(plan, pool_param)
+        if pool is not None:
+            return _conv_pool.forward(x, w, b, plan, pool, xp)
+        a, conv_cache = run_fast(x, w, b, conv_param, plan, xp)
+    else:
+        a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     pooled, pool_cache = max_pool_forward_fast(a, pool_param)
     out, relu_cache = relu_forward(pooled)
     return out, (conv_cache, pool_cache, relu_cache)

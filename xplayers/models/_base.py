@@ -178,6 +178,25 @@ class Model:
             for k, v in host_params.items()
         }
 
+    def fill_norm_stats(self) -> None:
+        """Zeros, on the params' device and in their dtype, for each running statistic
+        the model does not hold yet: what batch norm starts from, so a compiled step's
+        first call has the inputs of every later one. Nothing for a class that cannot
+        tell its shapes (``state_shapes`` None)."""
+        init_args = getattr(self, "init_args", None)
+        if not self.norm_params or init_args is None:
+            return
+        placement = ("backend", "device")
+        shapes = type(self).state_shapes({k: v for k, v in init_args.items() if k not in placement})
+        if shapes is None:
+            return
+        first = next(iter(self.params.values()))
+        xp = backends.get_namespace(param=first)
+        for live, stats in zip(self.norm_params, shapes.norm, strict=False):
+            for key, shape in stats.items():
+                if live.get(key) is None:
+                    live[key] = xp.zeros(shape, dtype=first.dtype, device=backends.device_of(first))
+
     def compute_dtype(self) -> Any:
         """The dtype the model computes in: that of the params it holds now."""
         first = next(iter(self.params.values()))
@@ -245,19 +264,27 @@ class Model:
         labels without reading them back (the Solver passes its training labels')."""
         raise NotImplementedError
 
-    def begin_step(self, iteration: int) -> None:
-        """Called by the Solver before training step ``iteration`` (0-based).
+    def begin_step(self, iteration: Any) -> None:
+        """Called by the Solver before training step ``iteration`` (0-based): an int,
+        or a 0-d integer array (traced inside a compiled step).
 
         Seeded randomness (dropout) derives its streams from the step, so
         training sees fresh masks per step yet repeats exactly for a given
         seed, while direct ``loss`` calls (gradient checks) keep their masks.
         """
-        self.train_step = int(iteration)
+        concrete = isinstance(iteration, (int, np.integer))
+        self.train_step = int(iteration) if concrete else iteration
+
+    def stream_entropy(self, seed: int, *key: int) -> tuple:
+        """The entropy of one random stream, (seed, train_step, *key, *stream_key), so
+        each layer (``key``) of each step gets its own stream; ``backends.uniform_like``
+        takes it as its seed (the step may be a traced array there)."""
+        return (int(seed), self.train_step, *key, *self.stream_key)
 
     def stream_seed(self, seed: int, *key: int) -> int:
-        """The seed of one random stream: SeedSequence over (seed, train_step, *key,
-        *stream_key), so each layer (``key``) of each step gets its own stream."""
-        entropy = [int(seed), self.train_step, *key, *self.stream_key]
+        """The int seed of stream ``stream_entropy(seed, *key)`` on the host libraries:
+        ``SeedSequence`` over that entropy (an int step only)."""
+        entropy = [int(e) for e in self.stream_entropy(seed, *key)]
         return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
     def _add_l2(self, loss: Any, grads: dict[str, Any], names: Any = None) -> Any:

@@ -92,8 +92,10 @@ class FullyConnectedNet(Model):
     ``gamma{i}`` ones and ``beta{i}`` zeros for each hidden layer. ``dropout``
     is the probability of KEEPING a unit (1 disables dropout); with a ``seed``
     (``dropout_param['seed']``) each dropout layer of each training step
-    draws from its own stream, SeedSequence over (seed, step, layer,
-    *stream_key), so no two layers share a mask and every call within a step
+    draws from its own stream, the entropy (seed, step, layer, *stream_key)
+    (``Model.stream_entropy``: a SeedSequence over it on the host libraries,
+    a ``jax.random`` key folding it in on JAX, where the step may be traced),
+    so no two layers share a mask and every call within a step
     draws the same masks (as in CS231n, which makes the model
     gradient-checkable). Without a seed each call draws fresh masks from the
     backend's generator. Masks are drawn on the device of the activations.
@@ -164,7 +166,7 @@ class FullyConnectedNet(Model):
         seed = self.dropout_param.get("seed")
         if seed is None:
             return self.dropout_param
-        return {**self.dropout_param, "seed": self.stream_seed(seed, layer)}
+        return {**self.dropout_param, "seed": self.stream_entropy(seed, layer)}
 
     @property
     def bn_params(self) -> list[dict]:
