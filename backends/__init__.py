@@ -24,6 +24,8 @@ from ._errors import BackendError, EnvironmentVariableError
 from ._formulas import UpdateFormula
 from ._namespace import describe_array, dtype_name, get_namespace, numpy_dtype, resolve_dtype
 from ._ops import (
+    compiler,
+    device_scalar,
     fused_update,
     map_chunks,
     matmul,
@@ -31,6 +33,7 @@ from ._ops import (
     slices_are_views,
     strided_view,
     synchronize,
+    tracing_errors,
     uniform_like,
     work_policy,
     workspace,
@@ -69,11 +72,13 @@ __all__ = [
     "available_backends",
     "backend_of",
     "check_environment",
+    "compiler",
     "default_backend",
     "describe",
     "describe_array",
     "device_label",
     "device_of",
+    "device_scalar",
     "devices",
     "dtype_name",
     "fused_update",
@@ -95,6 +100,7 @@ __all__ = [
     "synchronize",
     "to_backend",
     "to_numpy",
+    "tracing_errors",
     "unavailable_reason",
     "uniform_like",
     "work_policy",

@@ -220,6 +220,21 @@ class Backend:
         or None where the library has none (the generic chain then runs)."""
         return None
 
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+        """``fn`` (a pure function of arrays) compiled as one program by the library
+        (JAX: ``jax.jit``), or None where operations run one by one (the default)."""
+        return None
+
+    def tracing_errors(self) -> tuple[type[BaseException], ...]:
+        """The errors a compiled function raises when it reads a traced value back
+        (``float()`` of an array inside ``compile``); () where nothing compiles."""
+        return ()
+
+    def device_scalar(self, value: float, device: Any) -> Any:
+        """A 0-d array of the Python number ``value`` on ``device`` that, like the
+        number, takes the dtype of the arrays it meets (JAX: weakly typed)."""
+        return self.namespace().asarray(value, device=device)
+
     def work_policy(self, x: Any) -> WorkPolicy:
         """How work on array ``x`` is chunked, threaded, buffered and lowered
         (``_policy.WorkPolicy``; ``_policy.HOST`` / ``DEVICE`` are the shared

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 from typing import Any
 
+from ._base import Backend
 from ._errors import BackendError
 from ._formulas import UpdateFormula
 from ._policy import WorkPolicy
@@ -123,6 +124,31 @@ def map_chunks(
     if adapter is None:
         raise BackendError(f"map_chunks needs an array for like, got {type(like).__name__}")
     return adapter.map_chunks(fn, items, uses_blas)
+
+
+def compiler(x: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
+    """How the library of ``x`` compiles a pure function of arrays into one program
+    (JAX: ``jax.jit``), or None where operations run one by one (every other backend)."""
+    b = _adapter_of(x)
+    if b is None:
+        raise BackendError(f"compiler needs an array, got {type(x).__name__}")
+    return None if type(b).compile is Backend.compile else b.compile
+
+
+def tracing_errors(x: Any) -> tuple[type[BaseException], ...]:
+    """The errors a function compiled by ``compiler(x)`` raises where it reads a traced
+    value back to Python (``float()``, an ``if`` on an array)."""
+    b = _adapter_of(x)
+    return () if b is None else b.tracing_errors()
+
+
+def device_scalar(value: float, like: Any) -> Any:
+    """The Python number ``value`` as a 0-d array on ``like``'s backend and device that
+    takes the dtype of the arrays it meets (a weakly typed scalar on JAX)."""
+    b = _adapter_of(like)
+    if b is None:
+        raise BackendError(f"device_scalar needs an array for like, got {type(like).__name__}")
+    return b.device_scalar(value, b.array_device(like))
 
 
 def writes_in_place(x: Any) -> bool:

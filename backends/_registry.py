@@ -18,7 +18,8 @@ from .strict_backend import StrictBackend
 from .torch_backend import TorchBackend
 
 _ADAPTERS: dict[str, Backend] = {
-    b.name: b for b in (
+    b.name: b
+    for b in (
         NumpyBackend(),
         CupyBackend(),
         TorchBackend(),
@@ -96,12 +97,16 @@ def get_backend(name: str | None = None) -> Backend:
 # Array type -> adapter: layers ask for a namespace on every call, so the
 # lookup for a type seen before is one dict access.
 _BY_TYPE: dict[type, Backend] = {}
+#: Python's own values, never an array of any library: answered without asking each adapter.
+_PLAIN = frozenset({int, float, bool, str, bytes, type(None), dict, list, tuple})
 
 
 def _adapter_of(x: Any) -> Backend | None:
     b = _BY_TYPE.get(type(x))
     if b is not None:
         return b
+    if type(x) in _PLAIN:
+        return None
     for b in _ADAPTERS.values():
         if b.owns(x):
             _BY_TYPE[type(x)] = b

@@ -21,6 +21,7 @@ device, so a compiled step draws its dropout masks without a host trip.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -121,6 +122,21 @@ class JaxBackend(Backend):
         keeps its own buffers, so one chunk and no kept work arrays (which could
         not be written anyway)."""
         return DEVICE
+
+    def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        import jax
+
+        return jax.jit(fn)
+
+    def tracing_errors(self) -> tuple[type[BaseException], ...]:
+        import jax
+
+        return (jax.errors.ConcretizationTypeError,)
+
+    def device_scalar(self, value: float, device: Any) -> Any:
+        import jax
+
+        return jax.device_put(value, device)  # a Python number's array stays weakly typed
 
     def wait_for(self, x: Any) -> None:
         x.block_until_ready()

@@ -27,7 +27,7 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     ).strip()
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 
-import xplayers.backends as backends  # noqa: E402
+import xplayers.backends as backends
 
 # CI draws the same examples on every run: a red build then says the change
 # broke something, never that a new random example turned up.

@@ -44,9 +44,9 @@ __all__ = ["CompiledStep", "compiles"]
 
 
 def compiles(x: Any) -> bool:
-    """True when arrays like ``x`` belong to the library whose steps this module
-    compiles (JAX); the other backends run the Solver's step eagerly."""
-    return backends.backend_of(x) == "jax"
+    """True when the library of arrays like ``x`` compiles whole functions
+    (``backends.compiler``: JAX); the other backends run the Solver's step eagerly."""
+    return backends.compiler(x) is not None
 
 
 def _is_number(value: Any) -> bool:
@@ -87,8 +87,6 @@ class CompiledStep:
     def device_configs(self, configs: dict[str, dict]) -> dict[str, dict]:
         """``configs`` with each number a 0-d device array beside its parameter (weakly
         typed) and, for a built-in rule, every default and state array filled in."""
-        import jax
-
         keys = (*DEFAULTS[self.rule_name], *STATE_ARRAYS[self.rule_name]) if self.rule_name else ()
         out = {}
         for p, config in configs.items():
@@ -98,13 +96,12 @@ class CompiledStep:
             if not any(_is_number(v) for v in config.values()):
                 out[p] = config  # as the last step left it: on the device already
                 continue
-            device = backends.device_of(w)
             types = self._number_types.setdefault(p, {})
             placed = {}
             for key, value in config.items():
                 if _is_number(value):
                     types[key] = int if isinstance(value, (int, np.integer)) else float
-                    value = jax.device_put(value, device)
+                    value = backends.device_scalar(value, w)
                 placed[key] = value
             out[p] = placed
         return out
@@ -128,8 +125,6 @@ class CompiledStep:
         """One step: the model's params and statistics replaced by the next ones;
         returns (loss, next configs), the loss a 0-d device array. TypeError (saying
         to pass ``jit=False``) where the step reads a traced value back to Python."""
-        import jax
-
         model = self.model
         fill = getattr(model, "fill_norm_stats", None)
         if fill is not None and self.traces == 0:
@@ -137,17 +132,17 @@ class CompiledStep:
         placed = self.device_configs(configs)
         traced, statics = {}, {}
         for p, config in placed.items():
-            # jax.Array, not backends.is_array: this runs per value per step.
-            traced[p] = {k: v for k, v in config.items() if isinstance(v, jax.Array)}
+            traced[p] = {k: v for k, v in config.items() if backends.is_array(v)}
             statics[p] = {k: v for k, v in config.items() if k not in traced[p]}
         self._statics = statics
         jitted = self._jitted.get(repr(statics))
         if jitted is None:
-            jitted = self._jitted[repr(statics)] = jax.jit(self._pure)
+            compile_fn = backends.compiler(X)
+            jitted = self._jitted[repr(statics)] = compile_fn(self._pure)
         norm = norm_arrays(model)
         try:
             loss, params, norm, traced = jitted(model.params, norm, traced, X, y, step)
-        except jax.errors.ConcretizationTypeError as exc:
+        except backends.tracing_errors(X) as exc:
             raise TypeError(
                 "the training step cannot be compiled: the model's loss or the update rule "
                 "reads a traced value back to Python (float(), bool(), an if on an array); "
