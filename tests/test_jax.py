@@ -109,3 +109,23 @@ def test_synchronize_blocks_until_an_array_is_ready() -> None:
     backends.synchronize(y)
     backends.synchronize("jax")
     assert y.is_ready()
+
+
+@pytest.mark.parametrize("model", ["fc", "cnn"])
+def test_parity_with_numpy_on_both_jax_devices(model) -> None:
+    from xplayers import parity
+
+    report = parity.compare(["numpy", "jax", "jax:cpu:1"], model=model, iterations=4)
+    assert report.cases == ["numpy:cpu", "jax:cpu:0", "jax:cpu:1"]
+    for case in report.cases[1:]:  # XLA's own kernels: rounding, far inside float64's 1e-8
+        assert max(report.loss[case]) <= 1e-10 and max(report.params[case]) <= 1e-10
+    assert report.passed
+
+
+def test_the_command_line_trains_on_the_second_jax_device() -> None:
+    from subprocess_helpers import parse_number, run_cli
+
+    proc = run_cli("train", "--backend", "jax", "--device", "cpu:1", "--epochs", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("backend: jax (device: cpu:1)"), proc.stdout.splitlines()[0]
+    assert parse_number(r"val accuracy:\s+([0-9.]+)", proc.stdout) >= 0.9
