@@ -334,6 +334,21 @@ def test_every_backward_refuses_a_dout_of_another_dtype(backend, forward_dtype, 
         _raises(ValueError, "dout must have shape", name, backward, bad_shape, cache)
 
 
+def test_every_layer_keeps_its_results_on_the_input_device(backend) -> None:
+    """Forward outputs and gradients live where the inputs do (jax:cpu:1 and
+    array_api_strict:device1 included), every layer with a backward and the losses."""
+    where = backends.device_label(backend.asarray(np.zeros(1)))
+    results = []
+    for out, cache, backward in _backward_cases(backend, "float64").values():
+        grads = backward(backend.asarray(np.ones(tuple(out.shape))), cache)
+        results += [out, *(grads if isinstance(grads, tuple) else (grads,))]
+    scores, labels = backend.asarray(np.eye(3)), backend.asarray(np.arange(3))
+    results += [*layers.softmax_loss(scores, labels), *layers.svm_loss(scores, labels)]
+    assert len(results) > 40
+    for r in results:
+        assert r is None or backends.device_label(r) == where
+
+
 def _raises(exc: type, match: str, what: str, fn, *args) -> None:
     """pytest.raises that names the case ``what`` when it fails."""
     try:

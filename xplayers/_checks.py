@@ -139,7 +139,8 @@ def check_labels(
     single ``any`` over both bounds; the extremes only for the error message),
     or, given ``known_range`` (the (min, max) the caller knows y lies within,
     as a Solver knows its training labels'), against those numbers with no
-    read-back, which on a GPU would wait for the device.
+    read-back, which on a GPU would wait for the device. A traced y (inside
+    ``jax.jit``) cannot be read back: it needs ``known_range``.
     """
     if y.ndim != 1 or y.shape[0] != n:
         raise LabelError(f"{name} must have shape ({n},) to match the scores, got a {describe(y)}")
@@ -147,6 +148,13 @@ def check_labels(
         raise LabelError(f"{name} must hold integer class labels, got a {describe(y)}")
     if known_range is not None:
         bad = n and (known_range[0] < 0 or known_range[1] >= num_classes)
+    elif n and backends.device_of(y) is None:
+        # A traced array (inside jax.jit) has no values to read back.
+        raise LabelError(
+            f"{name} is a {describe(y)} (inside jax.jit): its labels cannot be read "
+            f"back to check that they lie in [0, {num_classes}); pass "
+            f"label_range=(min, max), the range the labels are known to lie within"
+        )
     else:
         bad = n and bool(xp.any(xp.logical_or(y < 0, y >= num_classes)))
     if bad:

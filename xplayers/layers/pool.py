@@ -9,7 +9,8 @@ column offset). Ties are thus broken the same way by the naive and the fast
 code, and the same way as ``argmax`` on the flattened window. Overlapping
 windows (stride < pool size) accumulate their gradients at shared pixels.
 The routing multiplies dout by a 0/1 mask, so an infinite dout entry turns
-the other pixels of its window into NaN (0 * inf), in both implementations.
+the other pixels of its window into NaN (0 * inf), in both implementations
+(also under ``jax.jit``).
 A window holding NaN has NaN as its maximum and routes its gradient to its
 first NaN, as argmax does (and torch's max pooling).
 
@@ -142,9 +143,19 @@ def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
             flat = xp.reshape(x[:, :, rows, cols], (n, c, ph * pw))
             # argmax returns the first maximum: the documented tie rule.
             winner = xp.argmax(flat, axis=2)[:, :, None] == offsets
-            routed = xp.astype(winner, dout.dtype) * dout[:, :, i, j][:, :, None]
+            routed = _masked(winner, dout[:, :, i, j][:, :, None], xp)
             dx = xpx.at(dx)[:, :, rows, cols].add(xp.reshape(routed, (n, c, ph, pw)))
     return dx
+
+
+def _masked(hit: Any, grad: Any, xp: ModuleType) -> Any:
+    """grad where hit, else 0 * grad: the 0/1 mask's product, 0 * inf = NaN included.
+
+    Written as a where: under ``jax.jit`` XLA turns a bool mask's product into
+    a select that drops the NaN of 0 * inf. (The in-place fast path keeps the
+    product, on NumPy faster than where with a random mask.)
+    """
+    return xp.where(hit, grad, 0.0 * grad)
 
 
 # ----------------------------------------------------------------------- fast
@@ -161,9 +172,10 @@ def _window_max(
 
 def _routed(
     x: Any, out: Any, dout: Any, pool: tuple[int, int, int], xp: ModuleType, batch: slice
-) -> Iterator[tuple[tuple[slice, ...], Any]]:
-    """Per window offset, row-major: (its index into x, the gradient it receives)
-    for the images ``batch`` of x (N, C, H, W), pooled into out, dout out's gradient.
+) -> Iterator[tuple[tuple[slice, ...], Any, Any]]:
+    """Per window offset, row-major: (its index into x, where it wins, the gradient
+    of those windows) for the images ``batch`` of x (N, C, H, W), pooled into
+    out, dout out's gradient; the offset gets the gradient where it wins.
 
     ``pool``: (ph, pw, stride). ``free`` marks the windows whose maximum has
     not been claimed yet, so only the first tying offset wins.
@@ -183,9 +195,7 @@ def _routed(
         if k < last:
             # hit is a subset of free, so xor removes exactly the claimed windows.
             free = xp.logical_not(hit) if free is None else xp.logical_xor(free, hit)
-        # A 0/1 mask times dout: NumPy's where() on a random mask falls off
-        # its fast loop.
-        yield index, xp.astype(hit, grad.dtype) * grad
+        yield index, hit, grad
 
 
 def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
@@ -226,15 +236,18 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     out = cache[1]
     if not writable(dout=dout, x=x):
         dx = xp.zeros_like(x)
-        for index, routed in _routed(x, out, dout, (ph, pw, stride), xp, slice(None)):
-            dx = xpx.at(dx)[index].add(routed)
+        for index, hit, grad in _routed(x, out, dout, (ph, pw, stride), xp, slice(None)):
+            dx = xpx.at(dx)[index].add(_masked(hit, grad, xp))
         return dx
     overlapping = stride < ph or stride < pw
     tiled = stride == ph == pw
     dx = xp.empty_like(x) if tiled else xp.zeros_like(x)
 
     def chunk(span: tuple[int, int]) -> None:
-        for index, routed in _routed(x, out, dout, (ph, pw, stride), xp, slice(*span)):
+        for index, hit, grad in _routed(x, out, dout, (ph, pw, stride), xp, slice(*span)):
+            # A 0/1 mask times dout: NumPy's where() on a random mask falls off
+            # its fast loop.
+            routed = xp.astype(hit, grad.dtype) * grad
             if overlapping:
                 dx[index] += routed
             else:
