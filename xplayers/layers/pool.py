@@ -158,6 +158,15 @@ def _masked(hit: Any, grad: Any, xp: ModuleType) -> Any:
     return xp.where(hit, grad, 0.0 * grad)
 
 
+def _interleaved(parts: list[Any], ph: int, pw: int, xp: ModuleType) -> Any:
+    """dx (N, C, Ho*ph, Wo*pw) from the gradients (N, C, Ho, Wo) of the ph*pw window
+    offsets, row-major, of windows that tile x: dx[n, c, i*ph + a, j*pw + b] =
+    parts[a*pw + b][n, c, i, j]. A stack and a transpose, no update of dx."""
+    n, c, ho, wo = parts[0].shape
+    grid = xp.reshape(xp.stack(parts), (ph, pw, n, c, ho, wo))
+    return xp.reshape(xp.permute_dims(grid, (2, 3, 4, 0, 5, 1)), (n, c, ho * ph, wo * pw))
+
+
 # ----------------------------------------------------------------------- fast
 def _window_max(
     x: Any, ph: int, pw: int, stride: int, out_hw: tuple[int, int], xp: ModuleType, batch: slice
@@ -235,8 +244,11 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     x, xp, ph, pw, stride, _, _ = _unpack_cache(dout, cache)
     out = cache[1]
     if not writable(dout=dout, x=x):
+        routed = _routed(x, out, dout, (ph, pw, stride), xp, slice(None))
+        if stride == ph == pw:  # the windows tile x: dx is their gradients interleaved
+            return _interleaved([_masked(hit, grad, xp) for _, hit, grad in routed], ph, pw, xp)
         dx = xp.zeros_like(x)
-        for index, hit, grad in _routed(x, out, dout, (ph, pw, stride), xp, slice(None)):
+        for index, hit, grad in routed:
             dx = xpx.at(dx)[index].add(_masked(hit, grad, xp))
         return dx
     overlapping = stride < ph or stride < pw
