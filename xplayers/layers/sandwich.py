@@ -46,10 +46,11 @@ def conv_relu_pool_forward(
     the monotone relu, so the relu runs on the pooled output, a quarter of
     the conv output for 2x2 pools, and the full-size relu pass is saved.
     Where the pool tiles the conv output (stride = pool size, dividing Ho
-    and Wo), all three run on each batch chunk at once on either column
-    layout (``_conv_pool``): same result, no full-size conv output. The one
-    exception is a conv whose backward takes dw from columns of dout
-    (stride 1, F <= C, flat windows), which runs the unfused chain.
+    and Wo), all three run on each batch chunk at once on flat windows or
+    channels-last columns (``_conv_pool``): same result, no full-size conv
+    output. The exceptions, a conv whose backward takes dw from columns of
+    dout (stride 1, F <= C, flat windows) and the kernel-row and pointwise
+    lowerings, run the unfused chain.
     """
     xp, w, b, plan = plan_fast(x, w, b, conv_param)
     pool = _conv_pool.tiling_pool(plan, pool_param)
