@@ -42,15 +42,16 @@ class WorkPolicy:
     Formulations (same math, different speed):
 
     - Conv lowering (``conv.LOWERING`` "auto"; ``conv_lowering`` states the
-      rule): pointwise products for 1x1 kernels without padding whose output
-      has at least ``pointwise_min_area`` pixels (None: never);
-      channels-last columns for strides above 1 with at least
-      ``channels_last_min_c`` channels (None: never) and outputs at most
-      ``channels_last_max_wo`` wide, and as pairs (two outputs a row of
-      columns) for stride 1 with at most ``pairs_max_c`` channels (0: never)
-      and an even Wo; kernel rows for stride 1 with at most ``rows_max_f``
-      filters (0: never) where the junk rows they compute are at most
-      ``rows_max_junk`` of the product; flat windows otherwise.
+      rule, fitted to ``bench_conv.py --sweep --lowerings``): pointwise
+      products for 1x1 kernels without padding whose output has at least
+      ``pointwise_min_area`` pixels (None: never); for a conv fused with its
+      pool, channels-last pairs (two outputs a row of columns) at stride 1
+      with at most ``pairs_max_c`` channels (0: never) and an even Wo;
+      channels-last columns with at least ``channels_last_min_c`` channels
+      (None: never) and outputs at most ``channels_last_max_wo`` wide; kernel
+      rows at stride 1 with more than ``pairs_max_c`` channels, at most
+      ``rows_max_f`` filters (0: never) and junk rows at most
+      ``rows_max_junk`` of the products; flat windows otherwise.
     - ``sum_by_product``: a sum over the long axis of a 2-d array (the conv
       chunks' bias gradients) is its product with a vector of ones, not the
       library's reduction.
@@ -89,24 +90,27 @@ class WorkPolicy:
         f: int,
         kernel: tuple[int, int],
         out_hw: tuple[int, int],
+        fused: bool = False,
     ) -> str:
-        """The lowering of a convolution with these (post-``_conv_bands``) numbers:
-        "pointwise", "channels_last", "pairs", "rows" or "flat" (see the fields)."""
+        """The lowering of a convolution with these (post-``_conv_bands``) numbers
+        (``fused``: followed by a pool it may be fused with): "pointwise",
+        "pairs", "channels_last", "rows" or "flat" (see the fields)."""
         hh, ww = kernel
         ho, wo = out_hw
         area = self.pointwise_min_area
         if hh == ww == 1 and pad == 0 and area is not None and ho * wo >= area:
             return "pointwise"
-        if stride == 1 and c <= self.pairs_max_c and wo % 2 == 0:
+        if fused and stride == 1 and c <= self.pairs_max_c and wo % 2 == 0:
             return "pairs"
         min_c = self.channels_last_min_c
-        if stride > 1 and min_c is not None and c >= min_c and wo <= self.channels_last_max_wo:
+        if min_c is not None and c >= min_c and wo <= self.channels_last_max_wo:
             return "channels_last"
-        if stride == 1 and pad < min(hh, ww) and (hh, ww) != (1, 1) and f <= self.rows_max_f:
+        rows = stride == 1 and c > self.pairs_max_c and f <= self.rows_max_f
+        if rows and pad < min(hh, ww) and (hh, ww) != (1, 1):
             # The junk rows of the forward's grid and of dx's (x is H = Ho + HH-1 - 2*pad
             # high), a fraction of each product.
-            rows = min(ho, ho + hh - 1 - 2 * pad) + hh - 1
-            if (hh - 1) / rows <= self.rows_max_junk:
+            grid = min(ho, ho + hh - 1 - 2 * pad) + hh - 1
+            if (hh - 1) / grid <= self.rows_max_junk:
                 return "rows"
         return "flat"
 
@@ -188,7 +192,7 @@ HOST = WorkPolicy(
     pairs_max_c=4,
     pointwise_min_area=32,
     rows_max_f=128,
-    rows_max_junk=1 / 3,
+    rows_max_junk=0.25,
     sum_by_product=True,
     dw_columns_left=True,
     probe_values=True,

@@ -22,7 +22,7 @@ LOWERINGS = {
     "flat-transposed": ((2, 4, 6, 6), (3, 4, 3, 3), 1, 1, "flat", None),  # F <= C
     "flat-stride-2": ((2, 3, 7, 8), (4, 3, 3, 3), 2, 0, "flat", None),  # junk, truncated
     "channels-last": ((2, 3, 7, 7), (4, 3, 3, 3), 2, 1, "channels_last", None),
-    "pairs": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "auto", None),  # what "auto" picks here
+    "pairs": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "channels_last", None),  # what _tile picks
     "tiles-of-3": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "channels_last", 3),
     "strided-tiles": ((2, 3, 11, 11), (4, 3, 3, 3), 2, 1, "channels_last", 2),
     "stride-past-input": ((2, 3, 5, 11), (4, 3, 2, 2), 8, 1, "flat", None),  # compacted

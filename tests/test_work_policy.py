@@ -64,7 +64,7 @@ def test_each_adapter_answers_for_where_its_arrays_live(backend) -> None:
 #: One of each lowering, with even outputs (a 2x2 pool tiles them).
 GEOMETRIES = [
     ((3, 16, 15, 15), (8, 16, 3, 3), 2, 1),  # channels-last
-    ((3, 3, 8, 8), (6, 3, 3, 3), 1, 1),  # pairs
+    ((3, 3, 8, 8), (6, 3, 3, 3), 1, 1),  # pairs where fused with the pool, else flat
     ((3, 4, 11, 11), (6, 4, 3, 3), 2, 1),  # flat windows, strided
     ((3, 6, 4, 4), (4, 6, 3, 3), 1, 0),  # flat windows, transposed backward (junk rows 1/2)
     ((3, 6, 8, 8), (4, 6, 3, 3), 1, 1),  # kernel rows
@@ -100,14 +100,16 @@ def test_the_policy_is_asked_once_per_conv_call(backend, monkeypatch, xs, ws, st
         ({"channels_last_min_c": 32}, (2, 16, 13, 13), (8, 16, 3, 3), 2, "flat"),
         ({"channels_last_max_wo": 6}, (2, 16, 13, 13), (8, 16, 3, 3), 2, "flat"),
         ({"channels_last_min_c": 4}, (2, 4, 13, 13), (8, 4, 3, 3), 2, "channels_last"),
-        ({}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "channels_last"),
+        ({}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "flat"),  # pairs only fused with a pool
         ({"pairs_max_c": 0}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "rows"),
         ({"pairs_max_c": 0, "rows_max_f": 0}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "flat"),
-        ({"pairs_max_c": 8}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "channels_last"),
+        ({"pairs_max_c": 8}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "flat"),  # no rows at C <= 8
         ({}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "rows"),
         ({"rows_max_f": 3}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "flat"),
         ({"rows_max_junk": 0.1}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "flat"),  # junk 2/10
         ({"rows_max_junk": 0.2}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "rows"),
+        ({"channels_last_max_wo": 8}, (2, 16, 8, 8), (4, 16, 3, 3), 1, "channels_last"),
+        ({"channels_last_max_wo": 7}, (2, 16, 8, 8), (4, 16, 3, 3), 1, "rows"),
     ],
 )
 def test_the_lowering_is_the_policys_answer(backend, monkeypatch, fields, xs, ws, stride, expected):

@@ -90,7 +90,8 @@ _LOWERINGS = ("auto", "flat", "channels_last", "rows", "pointwise")
 
 def _tile(policy: backends.WorkPolicy, stride: int, c: int, wo: int) -> int:
     """Outputs per row of channels-last columns: 2 at stride 1 with at most
-    ``policy.pairs_max_c`` channels and an even Wo, else 1."""
+    ``policy.pairs_max_c`` channels and an even Wo, else 1 (the policy picks
+    pairs only for a conv fused with its pool; forced channels-last, any conv)."""
     return 2 if stride == 1 and c <= policy.pairs_max_c and wo % 2 == 0 else 1
 
 
@@ -102,14 +103,16 @@ def _lowering(
     f: int,
     kernel: tuple[int, int],
     out_hw: tuple[int, int],
+    fused: bool = False,
 ) -> str:
-    """The lowering the fast layer runs this geometry on (see LOWERING)."""
+    """The lowering the fast layer runs this geometry on (see LOWERING); ``fused``:
+    the conv is followed by a pool it may be fused with."""
     if LOWERING not in _LOWERINGS:
         raise ValueError(
             f"xplayers.layers.conv.LOWERING must be one of {_LOWERINGS}, got {LOWERING!r}"
         )
     if LOWERING == "auto":
-        name = policy.conv_lowering(stride, pad, c, f, kernel, out_hw)
+        name = policy.conv_lowering(stride, pad, c, f, kernel, out_hw, fused)
         return "channels_last" if name == "pairs" else name
     runs = {
         "rows": stride == 1 and pad < min(kernel),
@@ -124,9 +127,11 @@ def fast_layout(
     stride: int,
     pad: int,
     policy: backends.WorkPolicy | None = None,
+    fused: bool = False,
 ) -> str:
     """The lowering ``conv_forward_fast`` uses for x (N, C, H, W) and w (F, C, HH, WW):
-    "flat", "channels_last", "rows" or "pointwise" (see LOWERING).
+    "flat", "channels_last", "rows" or "pointwise" (see LOWERING); ``fused``:
+    that of ``conv_relu_pool_forward`` instead.
 
     ``policy``: the work policy of the arrays the convolution runs on,
     ``backends.work_policy(x)``; None: that of an array made by
@@ -140,7 +145,7 @@ def fast_layout(
     padded = (x_shape[2] + 2 * pad, x_shape[3] + 2 * pad)
     if _conv_bands.compacts(stride, kernel, padded):
         stride, pad = max(kernel), 0  # those of the compact convolution
-    return _lowering(policy, stride, pad, x_shape[1], w_shape[0], kernel, out_hw)
+    return _lowering(policy, stride, pad, x_shape[1], w_shape[0], kernel, out_hw, fused)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +173,7 @@ class ConvPlan:
     bands: _conv_bands.Bands | None = None
 
 
-def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
+def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any, fused: bool = False) -> ConvPlan:
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
     f, c, hh, ww = w.shape
     bands = None
@@ -176,7 +181,7 @@ def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
         bands = _conv_bands.Bands(x, (hh, ww), stride, pad, (ho, wo), xp)
         x, stride, pad = bands.gather(x), bands.band, 0
     policy = backends.work_policy(x)  # the only time a conv call asks: passed down from here
-    name = _lowering(policy, stride, pad, c, f, (hh, ww), (ho, wo))
+    name = _lowering(policy, stride, pad, c, f, (hh, ww), (ho, wo), fused)
     key = (name, tuple(x.shape[1:]), tuple(w.shape), stride, pad)
     work = backends.workspace(xp, x, key, policy)
     transposed = False
@@ -209,12 +214,15 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     return run_fast(x, w, b, conv_param, plan, xp)
 
 
-def plan_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, Any, Any, ConvPlan]:
+def plan_fast(
+    x: Any, w: Any, b: Any, conv_param: dict, fused: bool = False
+) -> tuple[Any, Any, Any, ConvPlan]:
     """(namespace, checked w, checked b, plan) of a fast convolution: the first
-    half of ``conv_forward_fast``, for layers that fuse what follows the conv."""
+    half of ``conv_forward_fast``, for layers that fuse what follows the conv
+    (``fused``: the lowering is picked for that, see LOWERING)."""
     xp = namespace(x=x, w=w, b=b)
     w, b = conv_params(x, w, b, xp)
-    return xp, w, b, _plan(x, w, b, conv_param, xp)
+    return xp, w, b, _plan(x, w, b, conv_param, xp, fused)
 
 
 def run_fast(

@@ -52,7 +52,7 @@ def conv_relu_pool_forward(
     dout (stride 1, F <= C, flat windows) and the kernel-row and pointwise
     lowerings, run the unfused chain.
     """
-    xp, w, b, plan = plan_fast(x, w, b, conv_param)
+    xp, w, b, plan = plan_fast(x, w, b, conv_param, fused=True)
     pool = _conv_pool.tiling_pool(plan, pool_param)
     if pool is not None:
         return _conv_pool.forward(x, w, b, plan, pool, xp)
