@@ -103,22 +103,23 @@ LOWERINGS = ("flat", "channels_last", "rows", "pointwise")
 def sweep_lowerings(
     shapes: list[Shape],
     time_case: Callable[[tuple, tuple, int, int, list[str]], dict],
-    runs: Callable[[tuple, tuple, int, int, str], bool],
-    pick: Callable[[tuple, tuple, int, int], str],
+    layout: Callable[..., str],
 ) -> None:
-    """Print, per shape, ours fwd+bwd on every lowering that runs it (``runs``),
-    the fastest and the one "auto" picks (``pick``); the data behind the rule.
+    """Print, per shape, ours fwd+bwd on every lowering that runs it, the fastest
+    and the one "auto" picks; the data behind the rule.
 
-    ``time_case(xs, ws, stride, pad, names)`` gives median seconds per name.
+    ``time_case(xs, ws, stride, pad, names)`` gives seconds per lowering name;
+    ``layout(xs, ws, stride, pad[, name])`` the lowering used with name forced
+    (flat where name cannot run the shape), or by "auto".
     """
     print(
         f"{'shape':<38s} | " + " ".join(f"{n:>13s}" for n in LOWERINGS) + " | best, auto (x best)"
     )
     losses = []
     for label, xs, ws, stride, pad in shapes:
-        names = [n for n in LOWERINGS if runs(xs, ws, stride, pad, n)]
+        names = [n for n in LOWERINGS if layout(xs, ws, stride, pad, n) == n]
         t = time_case(xs, ws, stride, pad, names)
-        best, auto = min(t, key=t.__getitem__), pick(xs, ws, stride, pad)
+        best, auto = min(t, key=t.__getitem__), layout(xs, ws, stride, pad)
         losses.append(t[auto] / t[best])
         cells = " ".join(f"{t[n] * 1e3:11.2f}ms" if n in t else f"{'-':>13s}" for n in LOWERINGS)
         print(f"{label:<38s} | {cells} | {best}, {auto} ({losses[-1]:.2f}x)", flush=True)

@@ -194,20 +194,17 @@ def bench_lowerings(s: Setup, repeats: int, quick: bool, rng: np.random.Generato
     print("\nconv sweep, ours on each lowering (fwd+bwd, minima; - : does not run it)")
     policy = backends.work_policy(s.array(np.zeros(1, dtype=np.float32)))
 
-    def runs(xs: tuple, ws: tuple, stride: int, pad: int, name: str) -> bool:
+    def layout(xs: tuple, ws: tuple, stride: int, pad: int, name: str = "auto") -> str:
         old, conv.LOWERING = conv.LOWERING, name
         try:
-            return fast_layout(xs, ws, stride, pad, policy) == name
+            return fast_layout(xs, ws, stride, pad, policy)
         finally:
             conv.LOWERING = old
 
     def time_case(xs: tuple, ws: tuple, stride: int, pad: int, names: list[str]) -> dict:
         return _conv_case(s, xs, ws, conv_param(xs, ws, stride, pad), repeats, rng, names)
 
-    def pick(xs: tuple, ws: tuple, stride: int, pad: int) -> str:
-        return fast_layout(xs, ws, stride, pad, policy)
-
-    _conv_sweep.sweep_lowerings(shapes, time_case, runs, pick)
+    _conv_sweep.sweep_lowerings(shapes, time_case, layout)
 
 
 def _conv_case(
@@ -239,18 +236,16 @@ def _conv_case(
 
     if lowerings is not None:
 
-        def forced(name: str) -> Callable[[], Any]:
-            def run() -> Any:
-                old, conv.LOWERING = conv.LOWERING, name
-                try:
-                    return fwd_bwd()
-                finally:
-                    conv.LOWERING = old
-
-            return run
+        def forced(name: str) -> Any:
+            conv.LOWERING = name
+            try:
+                return fwd_bwd()
+            finally:
+                conv.LOWERING = "auto"
 
         # The minimum: each lowering's own speed, the least disturbed by other load.
-        return timed({n: forced(n) for n in lowerings}, repeats, s.sync, min)
+        fns = {n: (lambda n=n: forced(n)) for n in lowerings}
+        return timed(fns, repeats, s.sync, min)
     fns: dict[str, Callable[[], Any]] = {"fwd": fwd, "fb": fwd_bwd}
     if s.torch is not None:
         F = s.torch.nn.functional
