@@ -107,10 +107,10 @@ class WorkPolicy:
             return "channels_last"
         rows = stride == 1 and c > self.pairs_max_c and f <= self.rows_max_f
         if rows and pad < min(hh, ww) and (hh, ww) != (1, 1):
-            # The junk rows of the forward's grid and of dx's (x is H = Ho + HH-1 - 2*pad
-            # high), a fraction of each product.
-            grid = min(ho, ho + hh - 1 - 2 * pad) + hh - 1
-            if (hh - 1) / grid <= self.rows_max_junk:
+            # Junk rows per image, HH-1-pad in the forward's grid and pad in dx's,
+            # both H + pad rows an image (x is H = Ho + HH-1 - 2*pad high).
+            junk = max(hh - 1 - pad, pad) / (ho + hh - 1 - pad)
+            if junk <= self.rows_max_junk:
                 return "rows"
         return "flat"
 

@@ -397,10 +397,11 @@ def test_work_arrays_are_private_to_each_thread(conv_lowering):
         ((2, 64, 16, 16), (8, 64, 3, 3), 1, 1, "rows"),  # stride 1, few filters
         ((2, 64, 16, 16), (130, 64, 3, 3), 1, 1, "flat"),  # more filters than rows_max_f
         ((2, 8, 5, 5), (8, 8, 5, 5), 1, 0, "flat"),  # one output row: junk rows 4/5
+        ((2, 8, 4, 4), (8, 8, 3, 3), 1, 1, "rows"),  # junk rows 1/5 (images share padding)
         ((2, 8, 8, 8), (8, 8, 3, 3), 1, 3, "flat"),  # pad not below the kernel
         ((2, 3, 8, 8), (8, 3, 3, 3), 1, 1, "flat"),  # C 3: pairs only fused, no rows
         ((2, 5, 8, 8), (8, 5, 3, 3), 1, 1, "rows"),  # C above the policy's pairs_max_c
-        ((2, 5, 7, 7), (8, 5, 3, 3), 1, 0, "flat"),  # junk rows 2/7
+        ((2, 5, 7, 7), (8, 5, 3, 3), 1, 0, "flat"),  # junk rows 2/7 (no padding to share)
         ((2, 8, 8, 8), (4, 8, 1, 1), 1, 0, "pointwise"),  # 1x1, 64 outputs
         ((2, 8, 15, 15), (4, 8, 1, 1), 2, 0, "pointwise"),  # 1x1 strided, 64 outputs
         ((2, 8, 4, 4), (4, 8, 1, 1), 1, 0, "flat"),  # 1x1, 16 outputs

@@ -278,8 +278,8 @@ def test_fast_pool_empty_batch(backend) -> None:
 CONV_POOL_CASES = {
     "fused": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 2), True),
     "fused-3x3-pool": ((2, 2, 6, 6), (3, 2, 3, 3), (3, 3, 3), True),
-    "fused-flat": ((3, 5, 4, 4), (6, 5, 3, 3), (2, 2, 2), True),  # junk rows 1/3: no rows
-    "transposed-conv": ((3, 5, 4, 4), (2, 5, 3, 3), (2, 2, 2), False),  # F <= C
+    "fused-flat": ((3, 5, 4, 4), (6, 5, 5, 5), (2, 2, 2), True),  # junk rows 3/5: no rows
+    "transposed-conv": ((3, 5, 4, 4), (2, 5, 5, 5), (2, 2, 2), False),  # F <= C
     "kernel-rows": ((3, 5, 6, 6), (6, 5, 3, 3), (2, 2, 2), False),
     "overlapping-pool": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 1), False),
 }
