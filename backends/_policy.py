@@ -41,12 +41,17 @@ class WorkPolicy:
 
     Formulations (same math, different speed):
 
-    - Conv lowering (``conv.LOWERING`` "auto"): channels-last columns for
-      strides above 1 with at least ``channels_last_min_c`` channels (None:
-      never) and outputs at most ``channels_last_max_wo`` wide, and as pairs
-      (two outputs a row of columns) for stride 1 with at most
-      ``pairs_max_c`` channels (0: never) and an even Wo; flat windows
-      otherwise.
+    - Conv lowering (``conv.LOWERING`` "auto"; ``conv_lowering`` states the
+      rule, fitted to ``bench_conv.py --sweep --lowerings``): pointwise
+      products for 1x1 kernels without padding whose output has at least
+      ``pointwise_min_area`` pixels (None: never); for a conv fused with its
+      pool, channels-last pairs (two outputs a row of columns) at stride 1
+      with at most ``pairs_max_c`` channels (0: never) and an even Wo;
+      channels-last columns with at least ``channels_last_min_c`` channels
+      (None: never) and outputs at most ``channels_last_max_wo`` wide; kernel
+      rows at stride 1 with more than ``pairs_max_c`` channels, at most
+      ``rows_max_f`` filters (0: never) and junk rows at most
+      ``rows_max_junk`` of the products; flat windows otherwise.
     - ``sum_by_product``: a sum over the long axis of a 2-d array (the conv
       chunks' bias gradients) is its product with a vector of ones, not the
       library's reduction.
@@ -70,9 +75,44 @@ class WorkPolicy:
     channels_last_min_c: int | None
     channels_last_max_wo: int
     pairs_max_c: int
+    pointwise_min_area: int | None
+    rows_max_f: int
+    rows_max_junk: float
     sum_by_product: bool
     dw_columns_left: bool
     probe_values: bool
+
+    def conv_lowering(
+        self,
+        stride: int,
+        pad: int,
+        c: int,
+        f: int,
+        kernel: tuple[int, int],
+        out_hw: tuple[int, int],
+        fused: bool = False,
+    ) -> str:
+        """The lowering of a convolution with these (post-``_conv_bands``) numbers
+        (``fused``: followed by a pool it may be fused with): "pointwise",
+        "pairs", "channels_last", "rows" or "flat" (see the fields)."""
+        hh, ww = kernel
+        ho, wo = out_hw
+        area = self.pointwise_min_area
+        if hh == ww == 1 and pad == 0 and area is not None and ho * wo >= area:
+            return "pointwise"
+        if fused and stride == 1 and c <= self.pairs_max_c and wo % 2 == 0:
+            return "pairs"
+        min_c = self.channels_last_min_c
+        if min_c is not None and c >= min_c and wo <= self.channels_last_max_wo:
+            return "channels_last"
+        rows = stride == 1 and c > self.pairs_max_c and f <= self.rows_max_f
+        if rows and pad < min(hh, ww) and (hh, ww) != (1, 1):
+            # Junk rows per image, HH-1-pad in the forward's grid and pad in dx's,
+            # both H + pad rows an image (x is H = Ho + HH-1 - 2*pad high).
+            junk = max(hh - 1 - pad, pad) / (ho + hh - 1 - pad)
+            if junk <= self.rows_max_junk:
+                return "rows"
+        return "flat"
 
     def split_batch(self, n: int, most: int) -> list[tuple[int, int]]:
         """[n0, n1) ranges covering a batch of ``n`` in chunks of at most ``most`` images.
@@ -150,6 +190,9 @@ HOST = WorkPolicy(
     channels_last_min_c=16,
     channels_last_max_wo=12,
     pairs_max_c=4,
+    pointwise_min_area=32,
+    rows_max_f=128,
+    rows_max_junk=0.25,
     sum_by_product=True,
     dw_columns_left=True,
     probe_values=True,
@@ -170,6 +213,9 @@ DEVICE = WorkPolicy(
     channels_last_min_c=16,
     channels_last_max_wo=12,
     pairs_max_c=4,
+    pointwise_min_area=32,
+    rows_max_f=0,
+    rows_max_junk=0.0,
     sum_by_product=True,
     dw_columns_left=True,
     probe_values=False,

@@ -94,3 +94,34 @@ def sweep(
 
 def _dims(shape: tuple[int, ...]) -> str:
     return "(" + ",".join(map(str, shape)) + ")"
+
+
+#: The lowerings ``--sweep --lowerings`` times, as ``conv.LOWERING`` names them.
+LOWERINGS = ("flat", "channels_last", "rows", "pointwise")
+
+
+def sweep_lowerings(
+    shapes: list[Shape],
+    time_case: Callable[[tuple, tuple, int, int, list[str]], dict],
+    layout: Callable[..., str],
+) -> None:
+    """Print, per shape, ours fwd+bwd on every lowering that runs it, the fastest
+    and the one "auto" picks; the data behind the rule.
+
+    ``time_case(xs, ws, stride, pad, names)`` gives seconds per lowering name;
+    ``layout(xs, ws, stride, pad[, name])`` the lowering used with name forced
+    (flat where name cannot run the shape), or by "auto".
+    """
+    print(
+        f"{'shape':<38s} | " + " ".join(f"{n:>13s}" for n in LOWERINGS) + " | best, auto (x best)"
+    )
+    losses = []
+    for label, xs, ws, stride, pad in shapes:
+        names = [n for n in LOWERINGS if layout(xs, ws, stride, pad, n) == n]
+        t = time_case(xs, ws, stride, pad, names)
+        best, auto = min(t, key=t.__getitem__), layout(xs, ws, stride, pad)
+        losses.append(t[auto] / t[best])
+        cells = " ".join(f"{t[n] * 1e3:11.2f}ms" if n in t else f"{'-':>13s}" for n in LOWERINGS)
+        print(f"{label:<38s} | {cells} | {best}, {auto} ({losses[-1]:.2f}x)", flush=True)
+    gmean = math.exp(sum(map(math.log, losses)) / len(losses))
+    print(f"auto vs the fastest lowering: worst {max(losses):.2f}x, geometric mean {gmean:.2f}x")

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_conv.py [--backend numpy|cupy|torch] [--repeats 7] [--quick]
     python benchmarks/bench_conv.py --sweep [--quick]   # conv layers of well-known networks
+    python benchmarks/bench_conv.py --sweep --lowerings # the same, ours on every lowering
 
 The last table is the peak memory of one conv forward+backward at
 x(128,64,32,32) (ours and torch's, each in a fresh process; host backends).
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _conv_sweep
 
 import xplayers.backends as backends
+from xplayers.layers import conv
 from xplayers.layers.conv import (
     conv_backward_fast,
     conv_backward_naive,
@@ -68,8 +70,14 @@ SWEEP_REPEATS = 3
 SETTLE_S = 0.0
 
 
-def timed(fns: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], None]) -> dict:
-    """Median seconds of each function, interleaved; a pause and an untimed call before each."""
+def timed(
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    sync: Callable[[], None],
+    stat: Callable[[list[float]], float] = statistics.median,
+) -> dict:
+    """Median (or ``stat``) seconds of each function, interleaved; a pause and an
+    untimed call before each."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
@@ -80,7 +88,7 @@ def timed(fns: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], No
             fn()
             sync()
             times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: stat(v) for k, v in times.items()}
 
 
 def conv_flops(xs: tuple, ws: tuple, stride: int, pad: int) -> float:
@@ -180,9 +188,36 @@ def bench_sweep(s: Setup, repeats: int, quick: bool, rng: np.random.Generator) -
     )
 
 
+def bench_lowerings(s: Setup, repeats: int, quick: bool, rng: np.random.Generator) -> None:
+    """Ours on every lowering of each sweep shape, interleaved (what the rule is fitted to)."""
+    shapes = _conv_sweep.quick_shapes() if quick else _conv_sweep.SWEEP_SHAPES
+    print("\nconv sweep, ours on each lowering (fwd+bwd, minima; - : does not run it)")
+    policy = backends.work_policy(s.array(np.zeros(1, dtype=np.float32)))
+
+    def layout(xs: tuple, ws: tuple, stride: int, pad: int, name: str = "auto") -> str:
+        old, conv.LOWERING = conv.LOWERING, name
+        try:
+            return fast_layout(xs, ws, stride, pad, policy)
+        finally:
+            conv.LOWERING = old
+
+    def time_case(xs: tuple, ws: tuple, stride: int, pad: int, names: list[str]) -> dict:
+        return _conv_case(s, xs, ws, conv_param(xs, ws, stride, pad), repeats, rng, names)
+
+    _conv_sweep.sweep_lowerings(shapes, time_case, layout)
+
+
 def _conv_case(
-    s: Setup, xs: tuple, ws: tuple, param: dict, repeats: int, rng: np.random.Generator
+    s: Setup,
+    xs: tuple,
+    ws: tuple,
+    param: dict,
+    repeats: int,
+    rng: np.random.Generator,
+    lowerings: list[str] | None = None,
 ) -> dict:
+    """Median seconds of ours (fwd, fb) and torch's (tfwd, tfb); with ``lowerings``,
+    only ours fwd+bwd under each of those ``conv.LOWERING`` names."""
     xh = rng.standard_normal(xs, dtype=np.float32)
     wh = rng.standard_normal(ws, dtype=np.float32) * 0.1
     bh = rng.standard_normal(ws[0], dtype=np.float32)
@@ -199,6 +234,18 @@ def _conv_case(
         _, cache = conv_forward_fast(x, w, b, param)
         return conv_backward_fast(dout, cache)
 
+    if lowerings is not None:
+
+        def forced(name: str) -> Any:
+            conv.LOWERING = name
+            try:
+                return fwd_bwd()
+            finally:
+                conv.LOWERING = "auto"
+
+        # The minimum: each lowering's own speed, the least disturbed by other load.
+        fns = {n: (lambda n=n: forced(n)) for n in lowerings}
+        return timed(fns, repeats, s.sync, min)
     fns: dict[str, Callable[[], Any]] = {"fwd": fwd, "fb": fwd_bwd}
     if s.torch is not None:
         F = s.torch.nn.functional
@@ -370,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only the conv layers of well-known networks, fwd and fwd+bwd vs torch\n"
         "(default 3 repeats; with --quick: 1 repeat, 4 small shapes)",
     )
+    p.add_argument(
+        "--lowerings",
+        action="store_true",
+        help="with --sweep: ours fwd+bwd on every lowering that runs each shape\n"
+        "(the measurements the lowering rule is fitted to; minima), no torch",
+    )
     p.add_argument("--peak-child", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.peak_child:
@@ -395,7 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         if s.torch is None:
             print("--sweep compares against torch, which is unavailable", file=sys.stderr)
             return 2
-        bench_sweep(s, repeats, args.quick, rng)
+        if args.lowerings:
+            bench_lowerings(s, repeats, args.quick, rng)
+        else:
+            bench_sweep(s, repeats, args.quick, rng)
         return 0
     peak = matmul_gflops(s, repeats)
     print(f"float32 matmul 2048^3 on {args.backend}: {peak:.1f} GFLOP/s")

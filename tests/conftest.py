@@ -195,7 +195,7 @@ def host_policy(monkeypatch: pytest.MonkeyPatch) -> Any:
     return override
 
 
-@pytest.fixture(params=["flat", "channels_last"])
+@pytest.fixture(params=["flat", "channels_last", "rows", "pointwise"])
 def conv_lowering(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs the test once per column layout of the fast convolution, forced."""
     from xplayers.layers import conv

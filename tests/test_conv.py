@@ -398,16 +398,26 @@ def test_work_arrays_are_private_to_each_thread(conv_lowering):
         ((2, 32, 8, 8), (8, 32, 1, 1), 2, 0, "channels_last"),  # 1x1, Wo 4
         ((2, 64, 32, 32), (8, 64, 3, 3), 2, 1, "flat"),  # Wo 16
         ((2, 8, 16, 16), (8, 8, 3, 3), 2, 1, "flat"),  # too few channels
-        ((2, 64, 8, 8), (8, 64, 3, 3), 1, 1, "flat"),  # stride 1
-        ((2, 3, 8, 8), (8, 3, 3, 3), 1, 1, "channels_last"),  # pairs: stride 1, C 3, Wo 8
-        ((2, 3, 7, 7), (8, 3, 3, 3), 1, 1, "flat"),  # odd Wo
-        ((2, 5, 8, 8), (8, 5, 3, 3), 1, 1, "flat"),  # C above the policy's pairs_max_c
+        ((2, 64, 8, 8), (8, 64, 3, 3), 1, 1, "channels_last"),  # stride 1, Wo 8
+        ((2, 64, 16, 16), (8, 64, 3, 3), 1, 1, "rows"),  # stride 1, few filters
+        ((2, 64, 16, 16), (130, 64, 3, 3), 1, 1, "flat"),  # more filters than rows_max_f
+        ((2, 8, 5, 5), (8, 8, 5, 5), 1, 0, "flat"),  # one output row: junk rows 4/5
+        ((2, 8, 4, 4), (8, 8, 3, 3), 1, 1, "rows"),  # junk rows 1/5 (images share padding)
+        ((2, 8, 8, 8), (8, 8, 3, 3), 1, 3, "flat"),  # pad not below the kernel
+        ((2, 3, 8, 8), (8, 3, 3, 3), 1, 1, "flat"),  # C 3: pairs only fused, no rows
+        ((2, 5, 8, 8), (8, 5, 3, 3), 1, 1, "rows"),  # C above the policy's pairs_max_c
+        ((2, 5, 7, 7), (8, 5, 3, 3), 1, 0, "flat"),  # junk rows 2/7 (no padding to share)
+        ((2, 8, 8, 8), (4, 8, 1, 1), 1, 0, "pointwise"),  # 1x1, 64 outputs
+        ((2, 8, 15, 15), (4, 8, 1, 1), 2, 0, "pointwise"),  # 1x1 strided, 64 outputs
+        ((2, 8, 4, 4), (4, 8, 1, 1), 1, 0, "flat"),  # 1x1, 16 outputs
+        ((2, 8, 8, 8), (4, 8, 1, 1), 1, 1, "flat"),  # 1x1 padded
     ],
 )
 def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride, pad, expected):
-    """ "auto" picks the layout the docs promise, and either gives the naive results."""
+    """ "auto" picks the lowering the docs promise, and each gives the naive results."""
     used = []
-    for module in (conv._conv_channels_last, conv._conv_flat):
+    modules = (conv._conv_channels_last, conv._conv_flat, conv._conv_rows, conv._conv_pointwise)
+    for module in modules:
         for name in ("forward", "backward"):
             real, label = getattr(module, name), f"{module.__name__.rsplit('.', 1)[1]}.{name}"
             monkeypatch.setattr(
@@ -418,12 +428,31 @@ def test_auto_layout_choice_and_its_results(backend, monkeypatch, xs, ws, stride
     assert conv.fast_layout(xs, ws, stride, pad) == expected
     if not backends.writes_in_place(got[0]):
         assert used == []  # the functional route (JAX) has no column layouts
-    elif expected == "channels_last":
-        assert used == ["_conv_channels_last.forward", "_conv_channels_last.backward"]
-    else:
+    elif expected == "flat":
         assert used[0] == "_conv_flat.forward" and "_conv_channels_last.backward" not in used
+    else:
+        assert used == [f"_conv_{expected}.forward", f"_conv_{expected}.backward"]
     for ours, ref in zip(got, expected_all, strict=True):
         np.testing.assert_allclose(backend.numpy(ours), ref, rtol=1e-10, atol=1e-10)
+
+
+def test_pairs_only_where_the_conv_is_fused_with_its_pool(backend) -> None:
+    """Few channels at stride 1: flat windows for a plain conv, channels-last pairs
+    for one fused with its pool (what each measured fastest at)."""
+    xs, ws = (2, 3, 8, 8), (4, 3, 3, 3)
+    assert conv.fast_layout(xs, ws, 1, 1) == "flat"
+    assert conv.fast_layout(xs, ws, 1, 1, fused=True) == "channels_last"
+    x, w, b = (backend.asarray(a) for a in make(np.random.default_rng(16), xs, ws))
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    _, cache = conv.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    from xplayers.layers import conv_relu_pool_forward
+
+    _, fused = conv_relu_pool_forward(x, w, b, {"stride": 1, "pad": 1}, pool)
+    if not backends.writes_in_place(x):
+        assert cache[-1] is None  # the functional route (JAX) plans no layout
+        return
+    assert isinstance(cache[-1].lowering, conv._conv_flat.FlatWindows)
+    assert fused.plan.lowering.tile == 2
 
 
 def test_unknown_layout_raises(monkeypatch):

@@ -85,6 +85,28 @@ def test_conv_benchmark_measures_peak_memory(capsys) -> None:
     assert 0 < ours < 640 and 0 < torch < 640, out
 
 
+#: The lowerings bench_conv.py names in its rows.
+LOWERING_NAMES = ("flat", "channels-last", "rows", "pointwise")
+
+
+def test_conv_benchmark_sweep_lowerings_smoke() -> None:
+    """``--sweep --lowerings --quick``: a row per shape with a time for flat windows,
+    the fastest lowering and the rule's pick, then the summary (no timing asserted)."""
+    if backends.unavailable_reason("torch") is not None:
+        pytest.skip("the benchmark compares against torch")
+    proc = run_python(REPO / "benchmarks" / "bench_conv.py", "--sweep", "--lowerings", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.count("|") == 2][1:]
+    assert len(rows) >= 3, proc.stdout
+    names = ("flat", "channels_last", "rows", "pointwise")
+    for line in rows:
+        times = re.findall(r"([0-9.]+)ms", line)
+        assert len(times) >= 1 and all(float(t) > 0 for t in times), line
+        best, pick = re.search(r"\| (\w+), (\w+) \(([0-9.]+)x\)$", line).groups()[:2]
+        assert best in names and pick in names, line
+    assert re.search(r"auto vs the fastest lowering: worst [0-9.]+x, geometric mean", proc.stdout)
+
+
 def test_conv_benchmark_sweep_smoke() -> None:
     """``--sweep --quick``: a row per shape with two positive ratios (fwd, fwd+bwd) and the
     layout named, then the summary line over those rows (no timing asserted)."""
@@ -99,7 +121,7 @@ def test_conv_benchmark_sweep_smoke() -> None:
     for line in rows:
         ratios = [float(r) for r in re.findall(r"([0-9.]+)x\b", line)]
         assert len(ratios) == 2 and all(r > 0 for r in ratios), line
-        assert line.rsplit("|", 1)[1].strip() in ("flat", "channels-last"), line
+        assert line.rsplit("|", 1)[1].strip() in LOWERING_NAMES, line
     summary = re.search(
         r"sweep: worst ([0-9.]+)x \((.+)\), geometric mean ([0-9.]+)x over (\d+) shapes",
         proc.stdout,

@@ -14,7 +14,7 @@ import pytest
 
 import xplayers.backends as backends
 from xplayers import layers as L
-from xplayers.layers import _conv_channels_last, _conv_flat, _conv_pool, conv
+from xplayers.layers import _conv_channels_last, _conv_flat, _conv_pool, _conv_rows, conv
 
 # name: (x shape, w shape, stride, pad, conv.LOWERING, forced tile or None)
 LOWERINGS = {
@@ -22,10 +22,14 @@ LOWERINGS = {
     "flat-transposed": ((2, 4, 6, 6), (3, 4, 3, 3), 1, 1, "flat", None),  # F <= C
     "flat-stride-2": ((2, 3, 7, 8), (4, 3, 3, 3), 2, 0, "flat", None),  # junk, truncated
     "channels-last": ((2, 3, 7, 7), (4, 3, 3, 3), 2, 1, "channels_last", None),
-    "pairs": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "auto", None),  # what "auto" picks here
+    "pairs": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "channels_last", None),  # what _tile picks
     "tiles-of-3": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "channels_last", 3),
     "strided-tiles": ((2, 3, 11, 11), (4, 3, 3, 3), 2, 1, "channels_last", 2),
     "stride-past-input": ((2, 3, 5, 11), (4, 3, 2, 2), 8, 1, "flat", None),  # compacted
+    "rows": ((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, "rows", None),  # junk rows, dout's padding
+    "rows-5x5-unpadded": ((2, 3, 8, 7), (4, 3, 5, 4), 1, 0, "rows", None),
+    "pointwise": ((2, 3, 6, 6), (4, 3, 1, 1), 1, 0, "pointwise", None),
+    "pointwise-stride-2": ((2, 3, 7, 6), (4, 3, 1, 1), 2, 0, "pointwise", None),  # truncated
 }
 
 
@@ -39,6 +43,14 @@ def _plan_of(name: str):
         "channels-last": (1, False, False),
         "stride-past-input": (None, False, True),
     }.get(name, (None, False, False))
+
+
+def _module_of(name: str) -> str:
+    """The module whose lowering ``name`` must run on."""
+    for prefix in ("rows", "pointwise", "channels"):
+        if name.startswith(prefix):
+            return "_conv_" + prefix.replace("channels", "channels_last")
+    return "_conv_channels_last" if "tiles" in name or name == "pairs" else "_conv_flat"
 
 
 def _spoil(a: np.ndarray, bad: float) -> np.ndarray:
@@ -96,7 +108,7 @@ def test_a_policy_that_reads_nothing_back_takes_the_exact_paths(backend, monkeyp
     monkeypatch.setattr(
         backends, "work_policy", lambda x: dataclasses.replace(policy_of(x), probe_values=False)
     )
-    for module in (_conv_flat, _conv_channels_last):
+    for module in (_conv_flat, _conv_channels_last, _conv_rows):
         monkeypatch.setattr(module, "all_finite", _never_read_back)
     _check_lowering(backend, monkeypatch, name, where, np.nan)
 
@@ -124,6 +136,7 @@ def _check_lowering(backend, monkeypatch, name: str, where: str, bad: float) -> 
         assert getattr(plan.lowering, "tile", None) == want_tile
         assert plan.transposed == want_transposed
         assert (plan.bands is not None) == want_compact
+        assert type(plan.lowering).__module__.endswith(_module_of(name))
     else:
         assert plan is None  # JAX: the functional route, the same for every geometry
     grads = conv.conv_backward_fast(backend.asarray(dout), cache)
@@ -131,7 +144,7 @@ def _check_lowering(backend, monkeypatch, name: str, where: str, bad: float) -> 
 
 
 # x shape, w shape: the fused pass on channels-last pairs and on flat windows
-FUSED = {"pairs": ((2, 3, 6, 6), (4, 3, 3, 3)), "flat": ((2, 5, 6, 6), (6, 5, 3, 3))}
+FUSED = {"pairs": ((2, 3, 6, 6), (4, 3, 3, 3)), "flat": ((2, 5, 4, 4), (6, 5, 5, 5))}
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])

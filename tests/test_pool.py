@@ -278,8 +278,9 @@ def test_fast_pool_empty_batch(backend) -> None:
 CONV_POOL_CASES = {
     "fused": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 2), True),
     "fused-3x3-pool": ((2, 2, 6, 6), (3, 2, 3, 3), (3, 3, 3), True),
-    "fused-flat": ((3, 5, 6, 6), (6, 5, 3, 3), (2, 2, 2), True),
-    "transposed-conv": ((3, 5, 6, 6), (2, 5, 3, 3), (2, 2, 2), False),  # F <= C
+    "fused-flat": ((3, 5, 4, 4), (6, 5, 5, 5), (2, 2, 2), True),  # junk rows 3/5: no rows
+    "transposed-conv": ((3, 5, 4, 4), (2, 5, 5, 5), (2, 2, 2), False),  # F <= C
+    "kernel-rows": ((3, 5, 6, 6), (6, 5, 3, 3), (2, 2, 2), False),
     "overlapping-pool": ((3, 2, 6, 6), (4, 2, 3, 3), (2, 2, 1), False),
 }
 
@@ -336,6 +337,8 @@ def test_conv_relu_pool_matches_the_unfused_chain_on_real_data(
         host_policy(chunk_elements=1, chunk_images=per_chunk)
     if c == 16:
         monkeypatch.setattr(L.conv, "LOWERING", "channels_last")
+    if c == 5:
+        monkeypatch.setattr(L.conv, "LOWERING", "flat")  # not kernel rows, which run unfused
     rng = np.random.default_rng(10)
     x = backend.asarray(rng.standard_normal((3, c, 8, 8)))
     w = backend.asarray(rng.standard_normal((f, c, 3, 3)))

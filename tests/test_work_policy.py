@@ -12,7 +12,7 @@ import pytest
 import xplayers.backends as backends
 from xplayers import layers as L
 from xplayers.backends._policy import DEVICE
-from xplayers.layers import _conv_channels_last, _conv_flat, _conv_pool, conv
+from xplayers.layers import _conv_channels_last, _conv_flat, _conv_pool, _conv_rows, conv
 
 
 def _answer(monkeypatch, backend, **fields) -> list[int]:
@@ -74,9 +74,11 @@ def test_each_adapter_answers_for_where_its_arrays_live(backend) -> None:
 #: One of each lowering, with even outputs (a 2x2 pool tiles them).
 GEOMETRIES = [
     ((3, 16, 15, 15), (8, 16, 3, 3), 2, 1),  # channels-last
-    ((3, 3, 8, 8), (6, 3, 3, 3), 1, 1),  # pairs
+    ((3, 3, 8, 8), (6, 3, 3, 3), 1, 1),  # pairs where fused with the pool, else flat
     ((3, 4, 11, 11), (6, 4, 3, 3), 2, 1),  # flat windows, strided
-    ((3, 6, 8, 8), (4, 6, 3, 3), 1, 1),  # flat windows, transposed backward
+    ((3, 6, 4, 4), (4, 6, 3, 3), 1, 0),  # flat windows, transposed backward (junk rows 1/2)
+    ((3, 6, 8, 8), (4, 6, 3, 3), 1, 1),  # kernel rows
+    ((3, 8, 8, 8), (6, 8, 1, 1), 1, 0),  # pointwise
 ]
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
@@ -95,7 +97,9 @@ def test_the_policy_is_asked_once_per_conv_call(backend, monkeypatch, xs, ws, st
     L.conv_relu_pool_backward(backend.asarray(np.ones(tuple(out.shape))), cache)
     # Fused: the conv's one question; else the pool's forward and backward ask too.
     fused = isinstance(cache, _conv_pool.ConvPoolCache)
-    assert fused == (not (cache.plan if fused else cache[0][-1]).transposed)
+    plan = cache.plan if fused else cache[0][-1]
+    columns = isinstance(plan.lowering, (_conv_flat.FlatWindows, _conv_channels_last.ChannelsLast))
+    assert fused == (columns and not plan.transposed)
     assert len(asked) == (2 if fused else 4)
 
 
@@ -107,9 +111,16 @@ def test_the_policy_is_asked_once_per_conv_call(backend, monkeypatch, xs, ws, st
         ({"channels_last_min_c": 32}, (2, 16, 13, 13), (8, 16, 3, 3), 2, "flat"),
         ({"channels_last_max_wo": 6}, (2, 16, 13, 13), (8, 16, 3, 3), 2, "flat"),
         ({"channels_last_min_c": 4}, (2, 4, 13, 13), (8, 4, 3, 3), 2, "channels_last"),
-        ({}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "channels_last"),
-        ({"pairs_max_c": 0}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "flat"),
-        ({"pairs_max_c": 8}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "channels_last"),
+        ({}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "flat"),  # pairs only fused with a pool
+        ({"pairs_max_c": 0}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "rows"),
+        ({"pairs_max_c": 0, "rows_max_f": 0}, (2, 3, 8, 8), (6, 3, 3, 3), 1, "flat"),
+        ({"pairs_max_c": 8}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "flat"),  # no rows at C <= 8
+        ({}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "rows"),
+        ({"rows_max_f": 3}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "flat"),
+        ({"rows_max_junk": 0.1}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "flat"),  # junk 1/9
+        ({"rows_max_junk": 0.2}, (2, 6, 8, 8), (4, 6, 3, 3), 1, "rows"),
+        ({"channels_last_max_wo": 8}, (2, 16, 8, 8), (4, 16, 3, 3), 1, "channels_last"),
+        ({"channels_last_max_wo": 7}, (2, 16, 8, 8), (4, 16, 3, 3), 1, "rows"),
     ],
 )
 def test_the_lowering_is_the_policys_answer(backend, monkeypatch, fields, xs, ws, stride, expected):
@@ -118,7 +129,8 @@ def test_the_lowering_is_the_policys_answer(backend, monkeypatch, fields, xs, ws
     _in_place_only(backend)
     _answer(monkeypatch, backend, **fields)
     used = []
-    for module in (_conv_channels_last, _conv_flat):
+    modules = {"channels_last": _conv_channels_last, "flat": _conv_flat, "rows": _conv_rows}
+    for module in modules.values():
         real = module.forward
         monkeypatch.setattr(
             module, "forward", lambda *a, _r=real, _m=module: used.append(_m) or _r(*a)
@@ -127,7 +139,7 @@ def test_the_lowering_is_the_policys_answer(backend, monkeypatch, fields, xs, ws
     param = {"stride": stride, "pad": 1}
     assert conv.fast_layout(xs, ws, stride, 1, backends.work_policy(x)) == expected
     out, _ = L.conv_forward_fast(x, w, b, param)
-    assert used == [_conv_channels_last if expected == "channels_last" else _conv_flat]
+    assert used == [modules[expected]]
     np.testing.assert_allclose(
         backend.numpy(out), L.conv_forward_naive(*host, param)[0], rtol=1e-10, atol=1e-10
     )

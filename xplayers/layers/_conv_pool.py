@@ -12,8 +12,9 @@ multiplies, so no full-size gradient is built and then copied either.
 
 ``conv_relu_pool_forward`` takes this path for pools that tile the conv
 output (stride = pool height = pool width, dividing Ho and Wo) after a
-conv whose backward uses columns of x (not the transposed one of flat
-windows, which takes dw from columns of dout). The result is the
+conv on flat windows or channels-last columns whose backward uses columns
+of x (not the transposed one of flat windows, which takes dw from columns
+of dout; kernel rows and pointwise products run the unfused chain). The result is the
 unfused chain's up to the rounding of the conv products, which on flat
 windows run in the other orientation here (on integer-valued data, where
 products are exact, it is the same bit for bit: tested, ties and NaN
@@ -48,7 +49,8 @@ class ConvPoolCache:
 def tiling_pool(plan: Any, pool_param: Any) -> tuple[int, int] | None:
     """(ph, pw) when the fused path applies to this conv plan and pool, else None
     (the unfused chain then runs, and checks ``pool_param`` itself)."""
-    if plan.transposed:
+    fused = (_conv_flat.FlatWindows, _conv_channels_last.ChannelsLast)
+    if plan.transposed or not isinstance(plan.lowering, fused):
         return None
     if not isinstance(pool_param, dict):
         return None

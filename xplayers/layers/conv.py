@@ -9,9 +9,11 @@ out[n, f, i, j] = b[f] + sum_{c, di, dj} xpad[n, c, i*s + di, j*s + dj] * w[f, c
   Python iteration per filter and output position (no array written in
   place beyond ``xpx.at``'s slice updates: it runs on JAX as it is).
 * ``conv_forward_fast`` / ``conv_backward_fast``: matrix products over
-  columns built per batch chunk in reused work arrays, in one of two
+  columns built per batch chunk in reused work arrays, in one of four
   lowerings picked per geometry (``LOWERING``): flat windows of stride-phase
-  planes (``_conv_flat``) or channels-last rows (``_conv_channels_last``).
+  planes (``_conv_flat``), channels-last rows (``_conv_channels_last``),
+  kernel rows (``_conv_rows``) or, for 1x1 kernels, plain products over the
+  channels (``_conv_pointwise``).
   The forward makes a ``ConvPlan`` (lowering, chunks, work arrays) and keeps
   it in the cache; the backward follows it. Arrays that cannot be written
   (``backends.writes_in_place`` False: JAX) take ``_conv_functional``
@@ -27,7 +29,14 @@ import array_api_extra as xpx
 
 from .. import backends
 from .._checks import namespace, writable
-from . import _conv_bands, _conv_channels_last, _conv_flat, _conv_functional
+from . import (
+    _conv_bands,
+    _conv_channels_last,
+    _conv_flat,
+    _conv_functional,
+    _conv_pointwise,
+    _conv_rows,
+)
 from ._conv_geometry import check_conv_dout, conv_geometry, conv_params, pad_input, unpad
 
 
@@ -92,33 +101,48 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
 
 # ----------------------------------------------------------------------- fast
-#: Column layout of the fast layer: "flat" (flat windows over stride-phase
-#: planes), "channels_last", or "auto", which asks the work policy of x's
-#: adapter (``backends.WorkPolicy``: channels-last columns for strides above
-#: 1 with many channels and small outputs, pairs for stride 1 with few
-#: channels, flat windows otherwise, at thresholds each adapter states).
-#: Read when a forward makes its plan.
+#: Lowering of the fast layer: "flat" (flat windows over stride-phase
+#: planes), "channels_last", "rows" (kernel rows, stride 1 with pad below the
+#: kernel), "pointwise" (1x1 kernels without padding), or "auto", which asks
+#: the work policy of x's adapter (``backends.WorkPolicy.conv_lowering``: a
+#: rule with thresholds each adapter states, fitted to measurements over the
+#: sweep of ``benchmarks/bench_conv.py``). A lowering named here that cannot
+#: run the geometry falls back to flat windows. Read when a forward makes its plan.
 LOWERING = "auto"
-_LOWERINGS = ("auto", "flat", "channels_last")
+_LOWERINGS = ("auto", "flat", "channels_last", "rows", "pointwise")
 
 
 def _tile(policy: backends.WorkPolicy, stride: int, c: int, wo: int) -> int:
     """Outputs per row of channels-last columns: 2 at stride 1 with at most
-    ``policy.pairs_max_c`` channels and an even Wo, else 1."""
+    ``policy.pairs_max_c`` channels and an even Wo, else 1 (the policy picks
+    pairs only for a conv fused with its pool; forced channels-last, any conv)."""
     return 2 if stride == 1 and c <= policy.pairs_max_c and wo % 2 == 0 else 1
 
 
-def _use_channels_last(policy: backends.WorkPolicy, stride: int, c: int, wo: int) -> bool:
-    """Whether the fast layer lowers this geometry to channels-last columns (see LOWERING)."""
+def _lowering(
+    policy: backends.WorkPolicy,
+    stride: int,
+    pad: int,
+    c: int,
+    f: int,
+    kernel: tuple[int, int],
+    out_hw: tuple[int, int],
+    fused: bool = False,
+) -> str:
+    """The lowering the fast layer runs this geometry on (see LOWERING); ``fused``:
+    the conv is followed by a pool it may be fused with."""
     if LOWERING not in _LOWERINGS:
         raise ValueError(
             f"xplayers.layers.conv.LOWERING must be one of {_LOWERINGS}, got {LOWERING!r}"
         )
     if LOWERING == "auto":
-        min_c = policy.channels_last_min_c
-        wide = stride > 1 and min_c is not None and c >= min_c
-        return (wide and wo <= policy.channels_last_max_wo) or _tile(policy, stride, c, wo) > 1
-    return LOWERING == "channels_last"
+        name = policy.conv_lowering(stride, pad, c, f, kernel, out_hw, fused)
+        return "channels_last" if name == "pairs" else name
+    runs = {
+        "rows": stride == 1 and pad < min(kernel),
+        "pointwise": kernel == (1, 1) and pad == 0,
+    }
+    return LOWERING if runs.get(LOWERING, True) else "flat"
 
 
 def fast_layout(
@@ -127,9 +151,11 @@ def fast_layout(
     stride: int,
     pad: int,
     policy: backends.WorkPolicy | None = None,
+    fused: bool = False,
 ) -> str:
-    """The column layout ``conv_forward_fast`` uses for x (N, C, H, W) and w (F, C, HH, WW):
-    "flat" or "channels_last" (see LOWERING).
+    """The lowering ``conv_forward_fast`` uses for x (N, C, H, W) and w (F, C, HH, WW):
+    "flat", "channels_last", "rows" or "pointwise" (see LOWERING); ``fused``:
+    that of ``conv_relu_pool_forward`` instead.
 
     ``policy``: the work policy of the arrays the convolution runs on,
     ``backends.work_policy(x)``; None: that of an array made by
@@ -138,18 +164,19 @@ def fast_layout(
     """
     if policy is None:
         policy = backends.work_policy(backends.asarray(0.0))
-    wo = (x_shape[3] + 2 * pad - w_shape[3]) // stride + 1
+    kernel = (w_shape[2], w_shape[3])
+    out_hw = tuple((x_shape[k] + 2 * pad - kernel[k - 2]) // stride + 1 for k in (2, 3))
     padded = (x_shape[2] + 2 * pad, x_shape[3] + 2 * pad)
-    if _conv_bands.compacts(stride, tuple(w_shape[2:]), padded):
-        stride = max(w_shape[2:])  # the stride of the compact convolution
-    return "channels_last" if _use_channels_last(policy, stride, x_shape[1], wo) else "flat"
+    if _conv_bands.compacts(stride, kernel, padded):
+        stride, pad = max(kernel), 0  # those of the compact convolution
+    return _lowering(policy, stride, pad, x_shape[1], w_shape[0], kernel, out_hw, fused)
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvPlan:
     """How one fast convolution runs, decided once by the forward.
 
-    ``lowering`` holds x's columns layout, its batch chunks and work arrays;
+    ``lowering`` holds x's lowering (see LOWERING), its batch chunks and work arrays;
     ``transposed`` says the backward takes dx and dw from the columns of dout
     (stride 1, F <= C, flat windows), so it builds no columns of x. Where the
     stride passes the kernel and the input, ``bands`` made x compact (``_conv_bands``):
@@ -160,12 +187,17 @@ class ConvPlan:
     stride: int
     pad: int
     out_hw: tuple[int, int]
-    lowering: _conv_flat.FlatWindows | _conv_channels_last.ChannelsLast
+    lowering: (
+        _conv_flat.FlatWindows
+        | _conv_channels_last.ChannelsLast
+        | _conv_rows.RowWindows
+        | _conv_pointwise.Pointwise
+    )
     transposed: bool
     bands: _conv_bands.Bands | None = None
 
 
-def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
+def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any, fused: bool = False) -> ConvPlan:
     stride, pad, ho, wo = conv_geometry(x, w, b, conv_param, xp)
     f, c, hh, ww = w.shape
     bands = None
@@ -173,16 +205,21 @@ def _plan(x: Any, w: Any, b: Any, conv_param: dict, xp: Any) -> ConvPlan:
         bands = _conv_bands.Bands(x, (hh, ww), stride, pad, (ho, wo), xp)
         x, stride, pad = bands.gather(x), bands.band, 0
     policy = backends.work_policy(x)  # the only time a conv call asks: passed down from here
-    last = _use_channels_last(policy, stride, c, wo)
-    key = ("x-last" if last else "x", tuple(x.shape[1:]), tuple(w.shape), stride, pad)
+    name = _lowering(policy, stride, pad, c, f, (hh, ww), (ho, wo), fused)
+    key = (name, tuple(x.shape[1:]), tuple(w.shape), stride, pad)
     work = backends.workspace(xp, x, key, policy)
-    if last:
+    transposed = False
+    if name == "pointwise":
+        low = _conv_pointwise.Pointwise(x, stride, (ho, wo), f, work, policy, xp)
+    elif name == "rows":
+        low = _conv_rows.RowWindows(x, (hh, ww), pad, f, work, policy, xp)
+    elif name == "channels_last":
         low = _conv_channels_last.ChannelsLast(
             x, (hh, ww), stride, pad, (ho, wo), work, policy, xp, tile=_tile(policy, stride, c, wo)
         )
     else:
         low = _conv_flat.FlatWindows(x, (hh, ww), stride, (pad, pad), (ho, wo), work, policy, xp)
-    transposed = not last and stride == 1 and pad < hh and pad < ww and f <= c
+        transposed = stride == 1 and pad < hh and pad < ww and f <= c
     return ConvPlan(stride, pad, (ho, wo), low, transposed, bands)
 
 
@@ -204,12 +241,15 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     return run_fast(x, w, b, conv_param, plan, xp)
 
 
-def plan_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, Any, Any, ConvPlan]:
+def plan_fast(
+    x: Any, w: Any, b: Any, conv_param: dict, fused: bool = False
+) -> tuple[Any, Any, Any, ConvPlan]:
     """(namespace, checked w, checked b, plan) of a fast convolution: the first
-    half of ``conv_forward_fast``, for layers that fuse what follows the conv."""
+    half of ``conv_forward_fast``, for layers that fuse what follows the conv
+    (``fused``: the lowering is picked for that, see LOWERING)."""
     xp = namespace(x=x, w=w, b=b)
     w, b = conv_params(x, w, b, xp)
-    return xp, w, b, _plan(x, w, b, conv_param, xp)
+    return xp, w, b, _plan(x, w, b, conv_param, xp, fused)
 
 
 def run_fast(
@@ -222,6 +262,10 @@ def run_fast(
     low = plan.lowering
     if isinstance(low, _conv_channels_last.ChannelsLast):
         _conv_channels_last.forward(out, low, w, b)
+    elif isinstance(low, _conv_rows.RowWindows):
+        _conv_rows.forward(out, low, w, b)
+    elif isinstance(low, _conv_pointwise.Pointwise):
+        _conv_pointwise.forward(out, low, w, b)
     else:
         _conv_flat.forward(out, low, xp.reshape(w, (f, c * hh * ww)), b[:, None])
     return out, (x, w, b, conv_param, plan)
@@ -260,6 +304,10 @@ def backward_on_plan(
         dx, dw, db = _conv_flat.backward_transposed(dout, low, w, plan.pad, need_dx, xp)
     elif isinstance(low, _conv_channels_last.ChannelsLast):
         dx, dw, db = _conv_channels_last.backward(dout, low, w, need_dx, grid)
+    elif isinstance(low, _conv_rows.RowWindows):
+        dx, dw, db = _conv_rows.backward(dout, low, w, need_dx)
+    elif isinstance(low, _conv_pointwise.Pointwise):
+        dx, dw, db = _conv_pointwise.backward(dout, low, w, need_dx)
     else:
         dx, dw, db = _conv_flat.backward(dout, low, w, need_dx, grid)
     if dx is not None and plan.bands is not None:

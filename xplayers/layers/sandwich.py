@@ -47,14 +47,15 @@ def conv_relu_pool_forward(
     the monotone relu, so the relu runs on the pooled output, a quarter of
     the conv output for 2x2 pools, and the full-size relu pass is saved.
     Where the pool tiles the conv output (stride = pool size, dividing Ho
-    and Wo), all three run on each batch chunk at once on either column
-    layout (``_conv_pool``): same result, no full-size conv output. The
-    exceptions run the unfused chain: a conv whose backward takes dw from
-    columns of dout (stride 1, F <= C, flat windows), and arrays that cannot
-    be written (JAX), whose conv and pool take their functional routes.
+    and Wo), all three run on each batch chunk at once on flat windows or
+    channels-last columns (``_conv_pool``): same result, no full-size conv
+    output. The exceptions run the unfused chain: a conv whose backward takes
+    dw from columns of dout (stride 1, F <= C, flat windows), the kernel-row
+    and pointwise lowerings, and arrays that cannot be written (JAX), whose
+    conv and pool take their functional routes.
     """
     if writable(x=x, w=w, b=b):
-        xp, w, b, plan = plan_fast(x, w, b, conv_param)
+        xp, w, b, plan = plan_fast(x, w, b, conv_param, fused=True)
         pool = _conv_pool.tiling_pool(plan, pool_param)
         if pool is not None:
             return _conv_pool.forward(x, w, b, plan, pool, xp)
