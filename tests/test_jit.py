@@ -146,6 +146,24 @@ def test_the_other_layers_trace(device) -> None:
     _assert_jit_equals_eager(step, _arrays(device, x2, w2, b2, g, img, gc, y))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_relu_keeps_zero_times_inf_under_jit(device) -> None:
+    """dout's NaN and inf where x <= 0 give NaN (0 * inf), as eagerly and on numpy:
+    XLA rewrites a bool mask's product into a select that would give 0."""
+    x = np.array([-1.0, 0.0, 2.0, -3.0, 1.0])
+    dout = np.array([np.inf, np.nan, np.inf, 2.0, np.nan])
+    want = L.relu_backward(dout, L.relu_forward(x)[1])
+    np.testing.assert_array_equal(want, [np.nan, np.nan, np.inf, -0.0, np.nan])
+
+    def step(x, dout):
+        out, cache = L.relu_forward(x)
+        return out, L.relu_backward(dout, cache)
+
+    args = _arrays(device, x, dout)
+    _assert_jit_equals_eager(step, args)
+    np.testing.assert_array_equal(np.asarray(jax.jit(step)(*args)[1]), want)
+
+
 def test_a_traced_label_check_asks_for_the_label_range() -> None:
     x, y = _arrays(None, np.zeros((2, 3)), np.array([0, 2]))
     with pytest.raises(LabelError, match=r"y is a jax int64 array .*inside jax.jit.*label_range"):

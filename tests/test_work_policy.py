@@ -90,11 +90,16 @@ def test_the_policy_is_asked_once_per_conv_call(backend, monkeypatch, xs, ws, st
     _, (x, w, b) = _problem(backend, xs, ws)
     param = {"stride": stride, "pad": pad}
     out, cache = L.conv_forward_fast(x, w, b, param)
-    assert len(asked) == 1
+    # Arrays that cannot be written (JAX) take functional routes with nothing to ask.
+    once = 1 if backends.writes_in_place(x) else 0
+    assert len(asked) == once
     L.conv_backward_fast(backend.asarray(np.ones(tuple(out.shape))), cache)
-    assert len(asked) == 1  # the backward follows the forward's plan
+    assert len(asked) == once  # the backward follows the forward's plan
     out, cache = L.conv_relu_pool_forward(x, w, b, param, POOL)
     L.conv_relu_pool_backward(backend.asarray(np.ones(tuple(out.shape))), cache)
+    if not once:
+        assert asked == [] and not isinstance(cache, _conv_pool.ConvPoolCache)
+        return
     # Fused: the conv's one question; else the pool's forward and backward ask too.
     fused = isinstance(cache, _conv_pool.ConvPoolCache)
     plan = cache.plan if fused else cache[0][-1]
@@ -139,7 +144,10 @@ def test_the_lowering_is_the_policys_answer(backend, monkeypatch, fields, xs, ws
     param = {"stride": stride, "pad": 1}
     assert conv.fast_layout(xs, ws, stride, 1, backends.work_policy(x)) == expected
     out, _ = L.conv_forward_fast(x, w, b, param)
-    assert used == [modules[expected]]
+    if backends.writes_in_place(x):
+        assert used == [modules[expected]]
+    else:
+        assert used == []  # the functional route (JAX) has no column layouts
     np.testing.assert_allclose(
         backend.numpy(out), L.conv_forward_naive(*host, param)[0], rtol=1e-10, atol=1e-10
     )

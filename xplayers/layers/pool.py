@@ -46,6 +46,7 @@ from .._checks import (
     namespace,
     writable,
 )
+from ._mask import mask_product
 
 
 # ----------------------------------------------------------------- validation
@@ -143,19 +144,9 @@ def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
             flat = xp.reshape(x[:, :, rows, cols], (n, c, ph * pw))
             # argmax returns the first maximum: the documented tie rule.
             winner = xp.argmax(flat, axis=2)[:, :, None] == offsets
-            routed = _masked(winner, dout[:, :, i, j][:, :, None], xp)
+            routed = mask_product(winner, dout[:, :, i, j][:, :, None], xp)
             dx = xpx.at(dx)[:, :, rows, cols].add(xp.reshape(routed, (n, c, ph, pw)))
     return dx
-
-
-def _masked(hit: Any, grad: Any, xp: ModuleType) -> Any:
-    """grad where hit, else 0 * grad: the 0/1 mask's product, 0 * inf = NaN included.
-
-    Written as a where: under ``jax.jit`` XLA turns a bool mask's product into
-    a select that drops the NaN of 0 * inf. (The in-place fast path keeps the
-    product, on NumPy faster than where with a random mask.)
-    """
-    return xp.where(hit, grad, 0.0 * grad)
 
 
 def _interleaved(parts: list[Any], ph: int, pw: int, xp: ModuleType) -> Any:
@@ -181,10 +172,10 @@ def _window_max(
 
 def _routed(
     x: Any, out: Any, dout: Any, pool: tuple[int, int, int], xp: ModuleType, batch: slice
-) -> Iterator[tuple[tuple[slice, ...], Any, Any]]:
-    """Per window offset, row-major: (its index into x, where it wins, the gradient
-    of those windows) for the images ``batch`` of x (N, C, H, W), pooled into
-    out, dout out's gradient; the offset gets the gradient where it wins.
+) -> Iterator[tuple[tuple[slice, ...], Any]]:
+    """Per window offset, row-major: (its index into x, the gradient it receives:
+    dout times the 0/1 mask of the windows it wins) for the images ``batch`` of
+    x (N, C, H, W), pooled into out, dout out's gradient.
 
     ``pool``: (ph, pw, stride). ``free`` marks the windows whose maximum has
     not been claimed yet, so only the first tying offset wins.
@@ -204,7 +195,7 @@ def _routed(
         if k < last:
             # hit is a subset of free, so xor removes exactly the claimed windows.
             free = xp.logical_not(hit) if free is None else xp.logical_xor(free, hit)
-        yield index, hit, grad
+        yield index, mask_product(hit, grad, xp)
 
 
 def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
@@ -246,20 +237,17 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     if not writable(dout=dout, x=x):
         routed = _routed(x, out, dout, (ph, pw, stride), xp, slice(None))
         if stride == ph == pw:  # the windows tile x: dx is their gradients interleaved
-            return _interleaved([_masked(hit, grad, xp) for _, hit, grad in routed], ph, pw, xp)
+            return _interleaved([grad for _, grad in routed], ph, pw, xp)
         dx = xp.zeros_like(x)
-        for index, hit, grad in routed:
-            dx = xpx.at(dx)[index].add(_masked(hit, grad, xp))
+        for index, grad in routed:
+            dx = xpx.at(dx)[index].add(grad)
         return dx
     overlapping = stride < ph or stride < pw
     tiled = stride == ph == pw
     dx = xp.empty_like(x) if tiled else xp.zeros_like(x)
 
     def chunk(span: tuple[int, int]) -> None:
-        for index, hit, grad in _routed(x, out, dout, (ph, pw, stride), xp, slice(*span)):
-            # A 0/1 mask times dout: NumPy's where() on a random mask falls off
-            # its fast loop.
-            routed = xp.astype(hit, grad.dtype) * grad
+        for index, routed in _routed(x, out, dout, (ph, pw, stride), xp, slice(*span)):
             if overlapping:
                 dx[index] += routed
             else:

@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import backends
 from .._checks import check_dout, check_floating, namespace
+from ._mask import mask_product
 
 
 def relu_forward(x: Any) -> tuple[Any, Any]:
@@ -20,6 +21,6 @@ def relu_backward(dout: Any, cache: Any) -> Any:
     x = cache
     xp = namespace(dout=dout, x=x)
     check_dout(dout, tuple(x.shape), x.dtype, "(the shape of x)")
-    # A 0/1 mask times dout: one fast pass on every library, where NumPy's
-    # where() with a 0-d zero falls off its fast loop.
-    return dout * xp.astype(x > 0, dout.dtype)
+    # A 0/1 mask times dout (0 * inf = NaN, under jax.jit too): one fast pass
+    # on NumPy, whose where() with a 0-d zero falls off its fast loop.
+    return mask_product(x > 0, dout, xp)
