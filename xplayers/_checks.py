@@ -163,5 +163,7 @@ def check_labels(
             f"{name} must hold class labels in [0, {num_classes}) for the {num_classes} "
             f"classes of the scores; its values range from {low} to {high} ({describe(y)})"
         )
-    # take_along_axis needs int64 indices on torch (int32/int16/uint8 labels fail there).
-    return y if y.dtype == xp.int64 else xp.astype(y, xp.int64)
+    # take_along_axis wants the library's index dtype: int64 on torch (int32/int16/uint8
+    # labels fail there), int32 on JAX without x64 (int64 would warn and truncate).
+    index = xp.__array_namespace_info__().default_dtypes()["indexing"]
+    return y if y.dtype == index else xp.astype(y, index)
