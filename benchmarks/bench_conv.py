@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _conv_memory
 import _conv_sweep
 
 import xplayers.backends as backends
@@ -54,13 +53,12 @@ from xplayers.layers.conv import (
 
 CONV_SHAPES = [  # x shape, w shape, stride, pad
     ((128, 3, 32, 32), (32, 3, 7, 7), 1, 3),
-    ((128, 64, 32, 32), (64, 64, 3, 3), 1, 1),
+    _conv_memory.MEMORY_SHAPE,  # x(128,64,32,32) w(64,64,3,3) s1 p1, also the memory row's
     # 16 + 2 - 3 = 15 is not a multiple of 2: needs conv_param['truncate'] (floor, as torch).
     ((128, 64, 16, 16), (128, 64, 3, 3), 2, 1),
 ]
 NAIVE_SHAPE = ((100, 3, 31, 31), (25, 3, 3, 3), 2, 1)
 POOL_SHAPE = (128, 32, 32, 32)
-MEMORY_SHAPE = CONV_SHAPES[1]
 
 
 #: Repeats of each sweep shape: ~30 shapes at 7 would take many minutes on 2 cores.
@@ -334,59 +332,14 @@ def bench_pool(s: Setup, repeats: int, rng: np.random.Generator) -> None:
         print(f"  {label:<42s} ours {t[key] * 1e3:8.2f} ms  ({gb / t[key]:5.1f} GB/s of x){extra}")
 
 
-def _peak_rss_mib() -> float:
-    """This process's resident high-water mark. Linux's VmHWM belongs to the
-    process's own memory; ru_maxrss would also carry the parent's peak
-    across fork and exec (the parent runs the timings first)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def peak_child(contender: str, backend: str) -> None:
-    """In a fresh process: the high-water mark of resident memory that two conv
-    forward+backward calls at MEMORY_SHAPE add above their inputs, in MiB."""
-    import torch  # loaded by both contenders, so their baselines match
-
-    xs, ws, stride, pad = MEMORY_SHAPE
-    rng = np.random.default_rng(0)
-    xh = rng.standard_normal(xs, dtype=np.float32)
-    wh = rng.standard_normal(ws, dtype=np.float32) * 0.1
-    bh = np.zeros(ws[0], dtype=np.float32)
-    doh = rng.standard_normal((xs[0], ws[0], xs[2], xs[3]), dtype=np.float32)
-    if contender == "ours":
-        x, w, b, dout = (backends.asarray(a, backend) for a in (xh, wh, bh, doh))
-        base = _peak_rss_mib()
-        for _ in range(2):
-            _, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": pad})
-            grads = conv_backward_fast(dout, cache)
-            del cache, grads
-    else:
-        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (xh, wh, bh))
-        tdout = torch.from_numpy(doh)
-        base = _peak_rss_mib()
-        for _ in range(2):
-            tx.grad = tw.grad = tb.grad = None
-            torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad).backward(tdout)
-    print(f"{_peak_rss_mib() - base:.1f}")
-
-
 def bench_memory(s: Setup) -> None:
     if s.torch is None or s.tdevice.type != "cpu" or not s.adapter.on_cpu(s.array(np.zeros(1))):
         return
-    xs, ws, stride, pad = MEMORY_SHAPE
+    xs, ws, stride, pad = _conv_memory.MEMORY_SHAPE
     print(f"\npeak memory of conv forward+backward above its inputs, x{xs} w{ws} s{stride} p{pad}")
-    peaks = {}
-    for contender in ("ours", "torch"):
-        cmd = [sys.executable, __file__, "--peak-child", contender, "--backend", s.name]
-        peaks[contender] = float(
-            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        )
+    peaks = {
+        contender: _conv_memory.peak_in_child(contender, s.name) for contender in ("ours", "torch")
+    }
     print(
         f"  ours {peaks['ours']:7.1f} MiB  torch {peaks['torch']:7.1f} MiB  "
         f"ratio {peaks['ours'] / peaks['torch']:5.2f}x (target < 1)"
@@ -423,11 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with --sweep: ours fwd+bwd on every lowering that runs each shape\n"
         "(the measurements the lowering rule is fitted to; minima), no torch",
     )
-    p.add_argument("--peak-child", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.peak_child:
-        peak_child(args.peak_child, args.backend)
-        return 0
     repeats = 3 if args.quick else args.repeats
     if args.sweep:
         repeats = 1 if args.quick else min(args.repeats, SWEEP_REPEATS)
