@@ -100,7 +100,7 @@ class WorkPolicy:
         area = self.pointwise_min_area
         if hh == ww == 1 and pad == 0 and area is not None and ho * wo >= area:
             return "pointwise"
-        if fused and stride == 1 and c <= self.pairs_max_c and wo % 2 == 0:
+        if fused and self.pairs(stride, c, wo):
             return "pairs"
         min_c = self.channels_last_min_c
         if min_c is not None and c >= min_c and wo <= self.channels_last_max_wo:
@@ -113,6 +113,12 @@ class WorkPolicy:
             if junk <= self.rows_max_junk:
                 return "rows"
         return "flat"
+
+    def pairs(self, stride: int, c: int, wo: int) -> bool:
+        """Whether channels-last columns may hold two outputs a row: stride 1, at most
+        ``pairs_max_c`` channels and an even Wo (``conv_lowering`` picks them only
+        for a conv fused with its pool)."""
+        return stride == 1 and c <= self.pairs_max_c and wo % 2 == 0
 
     def split_batch(self, n: int, most: int) -> list[tuple[int, int]]:
         """[n0, n1) ranges covering a batch of ``n`` in chunks of at most ``most`` images.

@@ -113,10 +113,10 @@ _LOWERINGS = ("auto", "flat", "channels_last", "rows", "pointwise")
 
 
 def _tile(policy: backends.WorkPolicy, stride: int, c: int, wo: int) -> int:
-    """Outputs per row of channels-last columns: 2 at stride 1 with at most
-    ``policy.pairs_max_c`` channels and an even Wo, else 1 (the policy picks
-    pairs only for a conv fused with its pool; forced channels-last, any conv)."""
-    return 2 if stride == 1 and c <= policy.pairs_max_c and wo % 2 == 0 else 1
+    """Outputs per row of channels-last columns: 2 where ``policy.pairs`` allows them,
+    else 1 (the policy picks pairs only for a conv fused with its pool; forced
+    channels-last, any conv)."""
+    return 2 if policy.pairs(stride, c, wo) else 1
 
 
 def _lowering(
