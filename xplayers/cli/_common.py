@@ -168,3 +168,8 @@ def check_output_path(
         ) from None
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(parser, f"argument {flag}: {str(path)!r} is read-only")
+
+
+def or_default(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` where a flag was not given (None)."""
+    return default if value is None else value

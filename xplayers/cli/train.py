@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
-import itertools
-import math
 import os
 import sys
 import time
@@ -41,9 +38,11 @@ from ._common import (
     learning_rate,
     non_negative_float,
     non_negative_int,
+    or_default,
     positive_int,
     resolve_placement,
 )
+from ._model_args import build_model, dims_text
 from ._resuming import (
     check_checkpoint_destination,
     checkpoint_destination,
@@ -85,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--hidden-dims",
         type=hidden_dims,
         default=None,
-        help=f"hidden layer sizes, e.g. 100,100 (fc default {_dims_text(DEFAULT_HIDDEN_DIMS)}; "
+        help=f"hidden layer sizes, e.g. 100,100 (fc default {dims_text(DEFAULT_HIDDEN_DIMS)}; "
         f"cnn: one size, default {DEFAULT_CNN_HIDDEN})",
     )
     what.add_argument(
@@ -181,15 +180,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
-#: Weights the command line builds at most (400 MB of float32 before gradients and
-#: optimizer moments; the course's networks have under a million).
-MAX_PARAMETERS = 100_000_000
-
-
-def _dims_text(dims: tuple[int, ...]) -> str:
-    return ",".join(map(str, dims))
-
-
 def _check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Combinations argparse cannot express."""
     if args.dataset == "cifar10" and args.data_dir is None:
@@ -252,100 +242,22 @@ def load_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
         raise UsageError(parser, f"argument --data-dir: {exc}") from None
 
 
-def _check_model_size(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, input_shape: tuple, classes: int
-) -> None:
-    """Refuse, before allocating, a model over MAX_PARAMETERS weights: counted from
-    its weight matrices (the conv's filters and the norm scales are a rounding error)."""
-    from xplayers.models import ThreeLayerConvNet
-
-    if args.model == "cnn":
-        hidden = args.hidden_dims[0] if args.hidden_dims else DEFAULT_CNN_HIDDEN
-        filters = inspect.signature(ThreeLayerConvNet).parameters["num_filters"].default
-        pooled = filters * (input_shape[1] // 2) * (input_shape[2] // 2)
-        dims = [pooled, hidden, classes]
-    else:
-        dims = [math.prod(input_shape), *(args.hidden_dims or DEFAULT_HIDDEN_DIMS), classes]
-    count = sum(a * b + b for a, b in itertools.pairwise(dims))
-    if count > MAX_PARAMETERS:
-        size = count * np.dtype(args.dtype).itemsize / 2**30
-        raise UsageError(
-            parser,
-            f"argument --hidden-dims: {_dims_text(dims[1:-1])} on {args.dataset} makes "
-            f"{count:,} parameters ({size:,.1f} GiB of {args.dtype} weights, and as much "
-            f"again for each gradient and optimizer moment); the limit is {MAX_PARAMETERS:,}",
-        )
-
-
-def _build_model(
-    args: argparse.Namespace,
-    parser: argparse.ArgumentParser,
-    data: dict[str, Any],
-    backend: str,
-    device: Any,
-) -> tuple[Any, str]:
-    """The model the flags ask for, sized from the data, and a one-line description."""
-    from xplayers.models import FullyConnectedNet, ThreeLayerConvNet
-
-    input_shape = tuple(data["X_train"].shape[1:])
-    num_classes = int(backends.to_numpy(data["y_train"]).max()) + 1
-    _check_model_size(args, parser, input_shape, num_classes)
-    common = dict(
-        num_classes=num_classes,
-        reg=args.reg,
-        dtype=args.dtype,
-        backend=backend,
-        device=device,
-        seed=args.seed,
-    )
-    if args.model == "cnn":
-        hidden = args.hidden_dims[0] if args.hidden_dims else DEFAULT_CNN_HIDDEN
-        model = ThreeLayerConvNet(
-            input_dim=input_shape,
-            hidden_dim=hidden,
-            weight_scale=_or(args.weight_scale, DEFAULT_CNN_WEIGHT_SCALE),
-            **common,
-        )
-        shape = "x".join(map(str, input_shape))
-        return model, f"ThreeLayerConvNet {shape} -> conv-relu-pool -> {hidden} -> {num_classes}"
-
-    hidden_dims = list(args.hidden_dims or DEFAULT_HIDDEN_DIMS)
-    input_dim = math.prod(input_shape)
-    model = FullyConnectedNet(
-        hidden_dims,
-        input_dim=input_dim,
-        dropout=args.dropout,
-        normalization=None if args.normalization == "none" else args.normalization,
-        weight_scale=_or(args.weight_scale, DEFAULT_WEIGHT_SCALE),
-        **common,
-    )
-    text = "FullyConnectedNet " + "-".join(map(str, [input_dim, *hidden_dims, num_classes]))
-    extras = [args.normalization] if args.normalization != "none" else []
-    if args.dropout != 1.0:
-        extras.append(f"dropout keep {args.dropout:g}")
-    return model, text + (f" ({', '.join(extras)})" if extras else "")
-
-
-def _or(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
 def _fresh_solver(
     args: argparse.Namespace, model: Any, data: dict[str, Any], say: Any, **common: Any
 ) -> Any:
     from xplayers.solver import Solver
 
-    rule = _or(args.update_rule, DEFAULT_UPDATE_RULE)
-    lr = _or(args.lr, DEFAULT_LEARNING_RATES[rule])
-    epochs = _or(args.epochs, DEFAULT_EPOCHS)
-    batch = _or(args.batch_size, DEFAULT_BATCH_SIZE)
+    rule = or_default(args.update_rule, DEFAULT_UPDATE_RULE)
+    lr = or_default(args.lr, DEFAULT_LEARNING_RATES[rule])
+    epochs = or_default(args.epochs, DEFAULT_EPOCHS)
+    batch = or_default(args.batch_size, DEFAULT_BATCH_SIZE)
     say(f"training: {rule} lr={lr:g}, batch {batch}, {epochs} epochs, seed {args.seed}")
     return Solver(
         model,
         data,
         update_rule=rule,
         optim_config={"learning_rate": lr},
-        lr_decay=_or(args.lr_decay, 1.0),
+        lr_decay=or_default(args.lr_decay, 1.0),
         batch_size=batch,
         num_epochs=epochs,
         seed=args.seed,
@@ -390,7 +302,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             f"argument --batch-size: {args.batch_size} is larger than the {n_train} "
             f"training rows of {args.dataset}",
         )
-    model, model_text = _build_model(args, parser, data, backend, device)
+    model, model_text = build_model(args, parser, data, backend, device)
     n_test = len(data["y_test"]) if "y_test" in data else 0
     say(f"model: {model_text}, {args.dtype}")
     say(
